@@ -1,0 +1,38 @@
+# smcbench — the two commands of the Quickstart, and a few helpers.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CORES   ?= 2
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test venv bench test-slurm dryrun-paper clean-demo
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make demo: the whole pipeline on the built-in synthetic suite, offline, to its figures
+demo: $(STAMP)
+	$(BIN)/python -m smcbench demo --cores $(CORES)
+
+## make test: the test suite (CPU, offline)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(CORES) tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+dryrun-paper: $(STAMP)
+	$(BIN)/snakemake -n -q --cores 1 all_figures
+
+clean-demo:
+	rm -rf results/demo

@@ -1,0 +1,140 @@
+"""Masks: a named set of boolean tensors (True = weight kept), keyed by parameter name."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import torch
+
+
+class Mask(Mapping[str, torch.Tensor]):
+    """A mapping ``parameter name -> bool tensor`` of the same shape (True = kept).
+
+    Only parameters in the scope have an entry; everything else is dense. Applying a mask
+    multiplies weights in place (no hooks, no reparametrization: the state_dict keys of the model
+    never change).
+    """
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor]):
+        self._t: dict[str, torch.Tensor] = {}
+        for name, t in tensors.items():
+            if t.dtype != torch.bool:
+                raise TypeError(f"mask for {name!r} must be bool, got {t.dtype}")
+            self._t[name] = t
+        self._cache: tuple | None = None  # (model id, params, masks) grouped for foreach ops
+
+    # --- mapping protocol ------------------------------------------------------------------
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._t[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._t)
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def ones_like(cls, params: Mapping[str, torch.Tensor]) -> "Mask":
+        """A mask keeping every weight of ``params``."""
+        return cls({n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()})
+
+    @classmethod
+    def from_weights(cls, params: Mapping[str, torch.Tensor]) -> "Mask":
+        """The mask of the non-zero entries of ``params``."""
+        return cls({n: p.detach() != 0 for n, p in params.items()})
+
+    def to(self, device: torch.device | str) -> "Mask":
+        return Mask({n: t.to(device) for n, t in self._t.items()})
+
+    # --- application -----------------------------------------------------------------------
+    def _grouped(self, model: torch.nn.Module):
+        """(params, masks) lists per (device, dtype), cached per model object."""
+        key = id(model)
+        if self._cache is None or self._cache[0] != key:
+            named = dict(model.named_parameters())
+            missing = [n for n in self._t if n not in named]
+            if missing:
+                raise KeyError(f"mask names not in the model: {missing[:5]}")
+            groups: dict[tuple, tuple[list, list]] = {}
+            for name, m in self._t.items():
+                p = named[name]
+                if m.shape != p.shape:
+                    raise ValueError(f"mask shape {tuple(m.shape)} != parameter {name} {tuple(p.shape)}")
+                if m.device != p.device:
+                    m = self._t[name] = m.to(p.device)
+                ps, ms = groups.setdefault((p.device, p.dtype), ([], []))
+                ps.append(p)
+                ms.append(m)
+            self._cache = (key, list(groups.values()))
+        return self._cache[1]
+
+    @torch.no_grad()
+    def apply_(self, model: torch.nn.Module) -> None:
+        """Zero the pruned weights of ``model`` in place (one fused multiply per dtype/device)."""
+        for params, masks in self._grouped(model):
+            torch._foreach_mul_([p.data for p in params], masks)
+
+    @torch.no_grad()
+    def apply_to_grads_(self, model: torch.nn.Module) -> None:
+        """Zero the gradients of pruned weights, so optimizer moments of pruned weights stay 0."""
+        for params, masks in self._grouped(model):
+            pairs = [(p.grad, m) for p, m in zip(params, masks) if p.grad is not None]
+            if pairs:
+                torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
+
+    def invalidate_cache(self) -> None:
+        """Call after replacing mask tensors in place (RigL updates reuse the same storage)."""
+        self._cache = None
+
+    # --- statistics ------------------------------------------------------------------------
+    def numel(self) -> int:
+        return sum(t.numel() for t in self._t.values())
+
+    def num_pruned(self) -> int:
+        return sum(int(t.numel() - t.count_nonzero()) for t in self._t.values())
+
+    def sparsity(self) -> float:
+        """Realized sparsity over the masked set: pruned / size."""
+        total = self.numel()
+        return self.num_pruned() / total if total else 0.0
+
+    def layerwise(self) -> list[dict]:
+        """Per tensor: name, shape, numel, kept, sparsity (in mask order = model order)."""
+        rows = []
+        for name, t in self._t.items():
+            kept = int(t.count_nonzero())
+            rows.append({"name": name, "shape": "x".join(map(str, t.shape)), "numel": t.numel(),
+                         "kept": kept, "sparsity": 1.0 - kept / t.numel() if t.numel() else 0.0})
+        return rows
+
+    def is_subset_of(self, other: "Mask") -> bool:
+        """True when every weight kept here is also kept in ``other`` (IMP nesting)."""
+        if set(self._t) != set(other._t):
+            return False
+        return all(not bool((t & ~other._t[n].to(t.device)).any()) for n, t in self._t.items())
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+        """Write as safetensors (bool tensors), atomically (write then rename)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        meta = {"format": "smcbench-mask", "names": json.dumps(list(self._t))}
+        meta.update({k: str(v) for k, v in (metadata or {}).items()})
+        save_file({n: t.detach().cpu().contiguous() for n, t in self._t.items()}, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Mask":
+        """Read a mask written by :meth:`save` (safetensors only; nothing is unpickled)."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            meta = f.metadata() or {}
+            names: Iterable[str] = json.loads(meta["names"]) if "names" in meta else f.keys()
+            return cls({n: f.get_tensor(n) for n in names})

@@ -1,0 +1,131 @@
+"""The contract every task family implements. Tasks know nothing of pruning.
+
+A family module (``tasks/commonsense.py``, ``tasks/arithmetic.py``, …) defines
+
+* ``DATASETS``: the dataset names it prepares (e.g. ``{"csqa", "winogrande", "race", "demo_cs_easy"}``),
+* ``prepare(dataset, source, out_dir, settings) -> dict``: read the raw source (a local folder in
+  the original release's layout, a Hub snapshot folder, or ``synthetic``) and write
+  ``out_dir/{train,validation,test}.jsonl`` (+ ``test_<name>.jsonl`` variants) in the family's
+  documented row schema; return the ``meta.json`` dict (counts, records dropped and why),
+* ``make_pretrained(model_name, settings, out_dir) -> dict``: materialize the pre-trained model
+  (Hub id or local path → a local folder; demo: build a tokenizer and a tiny model of the real
+  class and pre-train it briefly) and return the ``pretrained.json`` dict,
+* a :class:`Task` subclass, registered in ``tasks/__init__.py``'s ``FAMILIES``.
+
+Rows are plain dicts read from JSONL; every row has an ``id`` unique within its file and its gold
+answer in ``label`` (int), ``answer`` (number) or ``target`` (text or float).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator
+
+import torch
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL file; a malformed line raises ValueError naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+    return rows
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write rows as JSONL (atomically); returns the number of rows."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+class Task:
+    """One (dataset, model) pair ready to train: data, model, loss, metric.
+
+    Args:
+        dataset: the dataset name (config key).
+        settings: the job's task settings: the dataset's and model's config entries merged
+            (``settings["model"]`` holds the model entry), plus ``training`` hyperparameters.
+        data_dir: the prepared data folder (``train.jsonl`` …).
+        pretrained_dir: the folder written by ``make_pretrained``.
+        seed: the run seed; head initialization and data order derive from it.
+        device: torch device for batches.
+    """
+
+    family: ClassVar[str] = ""
+    #: name of the metric that model selection and the figures use (e.g. "accuracy", "bleu")
+    primary_metric: ClassVar[str] = "accuracy"
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(self, dataset: str, settings: dict[str, Any], data_dir: str | Path,
+                 pretrained_dir: str | Path, seed: int, device: str | torch.device = "cpu"):
+        self.dataset = dataset
+        self.settings = settings
+        self.data_dir = Path(data_dir)
+        self.pretrained_dir = Path(pretrained_dir)
+        self.seed = seed
+        self.device = torch.device(device)
+
+    # --- model -----------------------------------------------------------------------------
+    def build_model(self) -> torch.nn.Module:
+        """The pre-trained model with its task head; heads are initialized from ``self.seed``,
+        so two calls give bitwise-identical models (LTH rewinds to exactly this)."""
+        raise NotImplementedError
+
+    def param_groups(self, model: torch.nn.Module, lr: float, weight_decay: float) -> list[dict]:
+        """Optimizer parameter groups. Default: one lr; no weight decay on biases and norms.
+        Families override for separate backbone/head or embedding learning rates."""
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+        return [{"params": decay, "lr": lr, "weight_decay": weight_decay},
+                {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+
+    # --- data ------------------------------------------------------------------------------
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """Training batches of one epoch, shuffled from (seed, epoch), already on the device."""
+        raise NotImplementedError
+
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """Scalar training loss of ``batch``."""
+        raise NotImplementedError
+
+    # --- evaluation ------------------------------------------------------------------------
+    def eval_splits(self) -> list[str]:
+        """Splits reported at the end: ``test`` and any ``test_<name>`` variants present."""
+        names = sorted(p.stem for p in self.data_dir.glob("test*.jsonl"))
+        return names or ["test"]
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        """Metrics on ``split`` (``validation`` for selection, test splits for reporting).
+        Must include ``primary_metric``; values in the metric's natural unit (accuracy in %)."""
+        raise NotImplementedError
+
+    def baseline(self, split: str) -> dict[str, float]:
+        """Metric of a trivial predictor on ``split`` (chance / majority class / copy-source)."""
+        raise NotImplementedError
+
+    def signature(self) -> str:
+        """How the metric was computed (tokenizer, matching rule…), recorded on every row."""
+        return f"{self.primary_metric}|family:{self.family}"
