@@ -3,13 +3,19 @@
 A family module (``tasks/commonsense.py``, ``tasks/arithmetic.py``, …) defines
 
 * ``DATASETS``: the dataset names it prepares (e.g. ``{"csqa", "winogrande", "race", "demo_cs_easy"}``),
-* ``prepare(dataset, source, out_dir, settings) -> dict``: read the raw source (a local folder in
-  the original release's layout, a Hub snapshot folder, or ``synthetic``) and write
+* ``prepare(dataset, source, out_dir, settings, fold=None) -> dict``: read the raw source and write
   ``out_dir/{train,validation,test}.jsonl`` (+ ``test_<name>.jsonl`` variants) in the family's
-  documented row schema; return the ``meta.json`` dict (counts, records dropped and why),
-* ``make_pretrained(model_name, settings, out_dir) -> dict``: materialize the pre-trained model
-  (Hub id or local path → a local folder; demo: build a tokenizer and a tiny model of the real
-  class and pre-train it briefly) and return the ``pretrained.json`` dict,
+  documented row schema; return the ``meta.json`` dict (counts, records dropped and why).
+  ``source`` is always local: a folder in the original release's layout, a Hub snapshot folder
+  (what ``huggingface_hub.snapshot_download(repo_type="dataset")`` writes: parquet files), a single
+  file, or the string ``"synthetic"`` (demo). The ``download`` step resolves Hub ids and URLs into
+  such folders (checksummed, cached) before ``prepare`` runs, so families never touch the network.
+  ``settings`` is the dataset's config ``settings`` dict; ``fold`` the CV fold (arithmetic) or None.
+* ``make_pretrained(model_name, entry, source, out_dir) -> dict``: materialize the pre-trained
+  model. ``entry`` is the model's config entry (``arch``, ``source``, ``settings``); ``source`` is
+  a local folder (Hub snapshot or the user's path) or ``"synthetic"`` (demo: build a tokenizer and
+  a tiny model of the real class, pre-train it briefly, save it in ``out_dir``). Return the
+  ``pretrained.json`` dict; it must hold ``path`` (see :func:`pretrained_path`),
 * a :class:`Task` subclass, registered in ``tasks/__init__.py``'s ``FAMILIES``.
 
 Rows are plain dicts read from JSONL; every row has an ``id`` unique within its file and its gold
@@ -129,3 +135,15 @@ class Task:
     def signature(self) -> str:
         """How the metric was computed (tokenizer, matching rule…), recorded on every row."""
         return f"{self.primary_metric}|family:{self.family}"
+
+
+def pretrained_path(pretrained_dir: str | Path) -> Path:
+    """The folder holding the pre-trained weights recorded by the ``pretrained`` rule.
+
+    ``pretrained_dir/pretrained.json`` has a ``path`` key: the local snapshot of a Hub model, the
+    user's local path, or ``pretrained_dir`` itself for models pre-trained by the demo.
+    """
+    pretrained_dir = Path(pretrained_dir)
+    info = json.loads((pretrained_dir / "pretrained.json").read_text())
+    path = Path(info["path"])
+    return path if path.is_absolute() else (pretrained_dir / path)
