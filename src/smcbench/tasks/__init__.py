@@ -16,6 +16,30 @@ FAMILIES: dict[str, str] = {
 }
 
 
+# Dataset names the CLI knows without a config (``smcbench prepare DATASET``); configs name the
+# family explicitly, so a new dataset needs no entry here.
+KNOWN_DATASETS: dict[str, str] = {
+    "csqa": "commonsense", "winogrande": "commonsense", "race": "commonsense",
+    "demo_cs_easy": "commonsense", "demo_cs_hard": "commonsense",
+    "mawps": "arithmetic", "asdiv_a": "arithmetic", "svamp": "arithmetic",
+    "demo_mawps": "arithmetic", "demo_asdiv": "arithmetic", "demo_svamp": "arithmetic",
+    "hotprotein_s": "protein", "hotprotein_s2c2": "protein", "hotprotein_s2c5": "protein",
+    "meltome": "protein", "demo_protein2": "protein", "demo_protein5": "protein",
+    "opus100": "translation", "opus100_2to2": "translation", "opus100_5to5": "translation",
+    "opus100_10to10": "translation", "demo_mt_2to2": "translation", "demo_mt_5to5": "translation",
+    "demo_mt_10to10": "translation",
+}
+
+
+def dataset_family(dataset: str) -> str:
+    """The family of a known dataset name; unknown names raise a ValueError listing the known."""
+    try:
+        return KNOWN_DATASETS[dataset]
+    except KeyError:
+        raise ValueError(f"unknown dataset {dataset!r} (known: {', '.join(KNOWN_DATASETS)}; "
+                         "or pass --family)") from None
+
+
 def family_module(family: str) -> ModuleType:
     """The module of ``family``; an unknown name raises a ValueError listing the known ones."""
     if family not in FAMILIES:

@@ -60,6 +60,16 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     return n
 
 
+def write_json_atomic(path: str | Path, obj) -> None:
+    """Write JSON (sorted keys) atomically: a crash never leaves a half-written file behind."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
 class Task:
     """One (dataset, model) pair ready to train: data, model, loss, metric.
 

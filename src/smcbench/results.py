@@ -1,0 +1,93 @@
+"""The tidy results table: one row per (run, split, metric), built from every run's metrics.json.
+
+Columns (SPEC §3): ``family, dataset, model, method, scope, extra, level, target_sparsity,
+realized_sparsity, round, seed, fold, split, metric, value, value_best_on_test, baseline, n,
+selection, signature, wall_time_s, peak_mem_mb, git_revision, config_hash, run_dir``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from .config import parse_level, scope_from_path
+from .sparsity.registry import METHODS
+
+COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
+           "realized_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
+           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "git_revision",
+           "config_hash", "run_dir"]
+
+
+class ResultsError(RuntimeError):
+    pass
+
+
+def identity_from_run_dir(run_dir: str) -> dict:
+    """Parse ``.../runs/<dataset>/<fold>/<model>/<method>[/<scope>/<level>]/seed<n>``."""
+    parts = Path(run_dir).parts
+    i = len(parts) - 1 - parts[::-1].index("runs")
+    rest = parts[i + 1:]
+    if len(rest) == 5 and rest[3] == "dense":
+        dataset, fold, model, method, seed = rest
+        scope, level = None, "s0"
+    elif len(rest) == 7:
+        dataset, fold, model, method, scope, level, seed = rest
+        scope = scope_from_path(scope)
+    else:
+        raise ResultsError(f"unexpected run directory layout: {run_dir}")
+    if not seed.startswith("seed"):
+        raise ResultsError(f"unexpected run directory layout (no seed<n>): {run_dir}")
+    return {"dataset": dataset, "fold": fold, "model": model, "method": method, "scope": scope,
+            "level_tag": level, "seed": int(seed[4:])}
+
+
+def rows_of_run(metrics_path: Path, extra: str = "main") -> list[dict]:
+    """The table rows of one run."""
+    try:
+        m = json.loads(Path(metrics_path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{metrics_path}: cannot read run metrics ({e}); rerun that job") from None
+    run_dir = str(Path(metrics_path).parent)
+    ident = identity_from_run_dir(run_dir)
+    k, target = parse_level(ident["level_tag"])
+    method = ident["method"]
+    round_ = k if METHODS[method].iterative else 0
+    out = []
+    for r in m["rows"]:
+        out.append({
+            "family": m["family"], "dataset": ident["dataset"], "model": ident["model"], "method": method,
+            "scope": m["scope"], "extra": extra, "level": k, "target_sparsity": target,
+            "realized_sparsity": m["realized_sparsity"], "round": round_, "seed": ident["seed"],
+            "fold": ident["fold"], "split": r["split"], "metric": r["metric"], "value": r["value"],
+            "value_best_on_test": r.get("value_best_on_test"), "baseline": r.get("baseline"),
+            "n": r.get("n"), "selection": m["selection"]["rule"], "signature": m.get("signature", ""),
+            "wall_time_s": m.get("wall_time_s"), "peak_mem_mb": m.get("peak_mem_mb"),
+            "git_revision": m.get("git_revision", ""), "config_hash": m.get("config_hash", ""),
+            "run_dir": run_dir,
+        })
+    return out
+
+
+def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Write the results table from run metrics; returns (number of rows, primary metric per dataset)."""
+    extras = extras or {}
+    missing = [str(p) for p in metrics_paths if not Path(p).exists()]
+    if missing:
+        raise ResultsError(f"{len(missing)} run(s) have no metrics.json, e.g. {missing[:3]}")
+    rows, primary = [], {}
+    for p in metrics_paths:
+        rows.extend(rows_of_run(Path(p), extras.get(str(Path(p).parent), "main")))
+        m = json.loads(Path(p).read_text())
+        primary[m["dataset"]] = m["primary_metric"]
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_csv.with_name(out_csv.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
+    os.replace(tmp, out_csv)
+    return len(rows), primary

@@ -1,0 +1,22 @@
+# Every run's metrics.json → the tidy results table (+ the resolved config and primary metrics the
+# analyses read).
+
+
+rule results:
+    input:
+        [run_metrics(r) for r in RUNS],
+    output:
+        table=f"results/{SUITE}/results.csv",
+        config=f"results/{SUITE}/config.json",
+        primary=f"results/{SUITE}/primary_metrics.json",
+    params:
+        extras=extras_json(),
+        config=C.canonical_json(C.resolved_config(config)),
+    log:
+        f"results/{SUITE}/logs/results.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "python -m smcbench results --metrics {input} --extras {params.extras:q} --config {params.config:q} "
+        "--out {output.table} 2> {log}"
