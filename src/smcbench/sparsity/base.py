@@ -123,3 +123,14 @@ class SparseMethod:
         if self.mask is not None:
             self.mask.apply_(ctx.model)
         return self.mask
+
+    # --- reporting ---------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """A small JSON-ready dict about the current mask (realized sparsity, counts).
+
+        Engine methods add their last selection's threshold and tie counts.
+        """
+        if self.mask is None:
+            return {"realized_sparsity": 0.0, "num_pruned": 0, "numel": 0}
+        return {"realized_sparsity": self.mask.sparsity(), "num_pruned": self.mask.num_pruned(),
+                "numel": self.mask.numel()}

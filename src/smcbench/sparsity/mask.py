@@ -48,7 +48,12 @@ class Mask(Mapping[str, torch.Tensor]):
         return cls({n: p.detach() != 0 for n, p in params.items()})
 
     def to(self, device: torch.device | str) -> "Mask":
+        """A copy of the mask on ``device``."""
         return Mask({n: t.to(device) for n, t in self._t.items()})
+
+    def clone(self) -> "Mask":
+        """An independent copy (methods that update masks in place, like RigL, clone first)."""
+        return Mask({n: t.clone() for n, t in self._t.items()})
 
     # --- application -----------------------------------------------------------------------
     def _grouped(self, model: torch.nn.Module):
@@ -76,7 +81,20 @@ class Mask(Mapping[str, torch.Tensor]):
     def apply_(self, model: torch.nn.Module) -> None:
         """Zero the pruned weights of ``model`` in place (one fused multiply per dtype/device)."""
         for params, masks in self._grouped(model):
-            torch._foreach_mul_([p.data for p in params], masks)
+            torch._foreach_mul_(params, masks)
+
+    @torch.no_grad()
+    def apply_to_optimizer_state_(self, optimizer: torch.optim.Optimizer | None,
+                                  model: torch.nn.Module) -> int:
+        """Zero the optimizer state (Adam/AdamW ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``;
+        SGD ``momentum_buffer``) of pruned weights. State not created yet is skipped.
+
+        Returns the number of state tensors touched.
+        """
+        if optimizer is None:
+            return 0
+        named = dict(model.named_parameters())
+        return sum(reset_optimizer_state_(optimizer, named[n], ~m) for n, m in self._t.items())
 
     @torch.no_grad()
     def apply_to_grads_(self, model: torch.nn.Module) -> None:
@@ -101,6 +119,17 @@ class Mask(Mapping[str, torch.Tensor]):
         """Realized sparsity over the masked set: pruned / size."""
         total = self.numel()
         return self.num_pruned() / total if total else 0.0
+
+    @torch.no_grad()
+    def weight_sparsity(self, model: torch.nn.Module) -> float:
+        """Sparsity *measured on the weights* over the masked set: exact zeros / size.
+
+        At least :meth:`sparsity` once the mask is applied (a kept weight may also be 0).
+        """
+        named = dict(model.named_parameters())
+        total = self.numel()
+        zeros = sum(int(named[n].numel() - named[n].count_nonzero()) for n in self._t)
+        return zeros / total if total else 0.0
 
     def layerwise(self) -> list[dict]:
         """Per tensor: name, shape, numel, kept, sparsity (in mask order = model order)."""
@@ -138,3 +167,28 @@ class Mask(Mapping[str, torch.Tensor]):
             meta = f.metadata() or {}
             names: Iterable[str] = json.loads(meta["names"]) if "names" in meta else f.keys()
             return cls({n: f.get_tensor(n) for n in names})
+
+
+#: Optimizer state entries that are per-weight moments (zeroed for pruned / regrown weights).
+OPTIMIZER_MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+
+@torch.no_grad()
+def reset_optimizer_state_(optimizer: torch.optim.Optimizer, param: torch.nn.Parameter,
+                           where: torch.Tensor) -> int:
+    """Zero the per-weight optimizer moments of ``param`` at the True entries of ``where``.
+
+    Handles Adam/AdamW (``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``) and SGD momentum; a
+    parameter whose state is not created yet (before the first ``step()``) is skipped. Returns
+    the number of state tensors touched.
+    """
+    state = optimizer.state.get(param)
+    if not state:
+        return 0
+    touched = 0
+    for key in OPTIMIZER_MOMENT_KEYS:
+        t = state.get(key)
+        if isinstance(t, torch.Tensor) and t.shape == param.shape:
+            t.masked_fill_(where.to(t.device), 0)
+            touched += 1
+    return touched

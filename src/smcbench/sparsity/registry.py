@@ -55,7 +55,67 @@ METHODS: dict[str, MethodInfo] = {
 
 
 def known_methods() -> list[str]:
+    """The method names of the registry, in registry order."""
     return list(METHODS)
+
+
+# --- scopes (names only; resolution to parameters lives in ``scopes.py``, which imports torch) ---
+
+#: The named scopes. ``modules:<kinds>`` scopes (any ``+``-combination of :data:`MODULE_KINDS`,
+#: e.g. ``modules:Q+V``) are valid too; the ones of the paper's 5% table are listed here.
+SCOPES: tuple[str, ...] = (
+    "paper", "no_embeddings", "no_heads", "attn_ffn",
+    "modules:Q+K+V+O+FFN", "modules:Q+K", "modules:Q+V", "modules:K+V", "modules:Q+K+V",
+)
+#: Module kinds a ``modules:`` scope may combine (attention projections and the FFN Linears).
+MODULE_KINDS: tuple[str, ...] = ("Q", "K", "V", "O", "FFN")
+
+
+def parse_module_scope(scope: str) -> tuple[str, ...]:
+    """The module kinds of a ``modules:A+B`` scope, in :data:`MODULE_KINDS` order.
+
+    Raises ValueError naming the bad part and the valid kinds.
+    """
+    if not scope.startswith("modules:"):
+        raise ValueError(f"not a module scope: {scope!r} (expected 'modules:' + e.g. 'Q+K')")
+    parts = [p.strip().upper() for p in scope[len("modules:"):].split("+")]
+    bad = [p for p in parts if p not in MODULE_KINDS]
+    if bad or not parts:
+        raise ValueError(f"bad module kind(s) {bad or parts} in scope {scope!r} "
+                         f"(valid kinds: {', '.join(MODULE_KINDS)}, joined by '+', e.g. 'modules:Q+V')")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"repeated module kind in scope {scope!r}")
+    return tuple(k for k in MODULE_KINDS if k in parts)
+
+
+def validate_scope_name(scope: str) -> str:
+    """Return ``scope`` if it names a scope; else raise ValueError listing the valid choices."""
+    if isinstance(scope, str) and scope.startswith("modules:"):
+        parse_module_scope(scope)
+        return scope
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r} (valid: {', '.join(SCOPES)}, "
+                         f"or 'modules:' + a '+'-combination of {', '.join(MODULE_KINDS)})")
+    return scope
+
+
+def validate_target(target_sparsity: float, method: str | None = None) -> float:
+    """Check a target sparsity: in (0, 1) for every sparse method; 0 for ``dense``.
+
+    Returns the value as a float; raises ValueError naming the value and the valid range.
+    """
+    try:
+        s = float(target_sparsity)
+    except (TypeError, ValueError):
+        raise ValueError(f"target sparsity {target_sparsity!r} is not a number") from None
+    if method == "dense":
+        if s != 0.0:
+            raise ValueError(f"target sparsity {s} for method 'dense' (must be 0)")
+        return s
+    if not 0.0 < s < 1.0:
+        who = f" for method {method!r}" if method else ""
+        raise ValueError(f"target sparsity {s}{who} is outside (0, 1) (a sparse method needs 0 < s < 1)")
+    return s
 
 
 def method_info(name: str) -> MethodInfo:

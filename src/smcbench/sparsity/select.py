@@ -1,0 +1,278 @@
+"""Exact selection: which weights to prune, with a deterministic tie-break.
+
+Every method ends in the same question: given a score per weight over a set of tensors (the
+scope), prune the ``K`` lowest. This module answers it *exactly*: the pruned count is ``K``, never
+``K`` plus however many entries happen to tie with the threshold (the paper's SNIP kept
+``score > threshold`` and realized 0.287 at a 0.2 target because one batch leaves most embedding
+rows with a score of exactly 0).
+
+How (:func:`select_global`):
+
+1. Each score is mapped to a signed 32-bit *key* whose integer order is the float order (the IEEE
+   bit pattern, with the magnitude bits flipped for negative values; ``-0.0`` maps to ``+0.0``).
+   bf16/fp16 scores are widened to fp32 first (exact), fp64 scores are rounded to fp32.
+2. Pass 1 counts the top 16 bits of every key (a 65,536-bin histogram), pass 2 the low 16 bits of
+   the keys inside the bucket that holds the ``K``-th smallest key. Together they give the exact
+   ``K``-th smallest key ``T`` and how many keys are below it. Tensors are streamed in chunks, so
+   the extra memory is a few chunk-sized temporaries, never an ``N``-sized concatenation.
+3. Pass 3 writes the masks: keys below ``T`` are pruned, keys above kept, and of the keys equal to
+   ``T`` exactly as many as needed are pruned, **in flat-index order, tensors in the given order**
+   (model order: input to output). The result is deterministic on every device.
+
+Number to prune: ``K = floor(s * N + 0.5)`` (:func:`num_to_prune`), i.e. ``s * N`` rounded half
+up, so the realized sparsity ``K / N`` is within ``0.5 / N`` of the target ``s``.
+
+``eligible`` restricts the choice to currently kept weights (IMP, GMP): entries outside it are
+pruned first, whatever their score, and never come back. :func:`select_layerwise` does the same
+per tensor (RigL). :func:`select_global_reference` is a plain ``torch.kthvalue`` implementation of
+the same contract, kept as a test oracle for small inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import torch
+
+#: Elements per streamed chunk (4M: 16 MB of fp32 per temporary).
+CHUNK = 1 << 22
+_BINS = 1 << 16
+_OFFSET = 1 << 15  # maps the signed top 16 bits (-32768..32767) to bins 0..65535
+_INT32_MIN = -(1 << 31)  # the key of "already pruned" entries (no finite float maps to it)
+
+
+def num_to_prune(target_sparsity: float, numel: int) -> int:
+    """How many of ``numel`` weights a target sparsity prunes: ``floor(s * numel + 0.5)``.
+
+    ``s * numel`` rounded half up, so the realized sparsity is within ``0.5 / numel`` of ``s``.
+    Raises ValueError if ``s`` is outside [0, 1].
+    """
+    s = float(target_sparsity)
+    if not 0.0 <= s <= 1.0 or math.isnan(s):
+        raise ValueError(f"target sparsity {target_sparsity!r} is outside [0, 1]")
+    return min(int(numel), max(0, int(math.floor(s * numel + 0.5))))
+
+
+@dataclass
+class Selection:
+    """The result of a selection.
+
+    Attributes:
+        mask: name -> bool tensor (True = kept), in the order of the scores given.
+        num_pruned: entries pruned (== the ``num_prune`` asked for).
+        numel: entries considered.
+        threshold: the score of the last pruned entry (the ``K``-th smallest eligible score);
+            ``None`` when nothing new was pruned.
+        ties_at_threshold: how many entries have exactly the threshold score.
+        ties_pruned: how many of those were pruned by the tie-break.
+    """
+
+    mask: dict[str, torch.Tensor]
+    num_pruned: int
+    numel: int
+    threshold: float | None = None
+    ties_at_threshold: int = 0
+    ties_pruned: int = 0
+    per_tensor: list["Selection"] = field(default_factory=list, repr=False)
+
+    @property
+    def sparsity(self) -> float:
+        """``num_pruned / numel`` (0 for an empty selection)."""
+        return self.num_pruned / self.numel if self.numel else 0.0
+
+    def stats(self) -> dict:
+        """A small, JSON-ready summary (no tensors)."""
+        return {"num_pruned": self.num_pruned, "numel": self.numel,
+                "realized_sparsity": self.sparsity, "threshold": self.threshold,
+                "ties_at_threshold": self.ties_at_threshold, "ties_pruned": self.ties_pruned}
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+def _keys(chunk: torch.Tensor, absolute: bool, name: str, check_nan: bool) -> torch.Tensor:
+    """Order-preserving int32 keys of a 1-D chunk of scores (always a fresh tensor)."""
+    x = chunk if chunk.dtype == torch.float32 else chunk.to(torch.float32)
+    if check_nan and bool(torch.isnan(x).any()):
+        raise ValueError(f"scores of {name!r} contain NaN; cannot rank them")
+    if absolute:
+        return x.abs().view(torch.int32)  # >= +0.0: the bit pattern is already monotone
+    bits = x.view(torch.int32)
+    # negative floats: larger magnitude = smaller value, so flip the magnitude bits; the +1 maps
+    # -0.0 onto +0.0 (key 0) and keeps every other negative value strictly below 0
+    return torch.where(bits < 0, (bits ^ 0x7FFFFFFF) + 1, bits)
+
+
+def _key_to_float(key: int) -> float:
+    bits = key if key >= 0 else ((key - 1) ^ 0x7FFFFFFF)
+    return struct.unpack("<f", struct.pack("<i", bits))[0]
+
+
+def _chunks(name: str, scores: torch.Tensor, eligible: Mapping[str, torch.Tensor] | None,
+            absolute: bool, check_nan: bool = False):
+    """Yield (start, keys) over a tensor; ineligible entries get the sentinel key."""
+    flat = scores.detach().reshape(-1)
+    elig = None
+    if eligible is not None:
+        elig = eligible[name].reshape(-1)
+        if elig.numel() != flat.numel():
+            raise ValueError(f"eligible mask of {name!r} has {elig.numel()} entries, scores {flat.numel()}")
+        if elig.device != flat.device:
+            elig = elig.to(flat.device)
+    for start in range(0, flat.numel(), CHUNK):
+        keys = _keys(flat[start:start + CHUNK], absolute, name, check_nan)
+        if elig is not None:
+            keys.masked_fill_(~elig[start:start + CHUNK], _INT32_MIN)
+        yield start, keys
+
+
+# --- selection ---------------------------------------------------------------------------------
+
+def select_global(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolute: bool = False,
+                  eligible: Mapping[str, torch.Tensor] | None = None) -> Selection:
+    """Prune exactly the ``num_prune`` lowest scores over all tensors together.
+
+    Args:
+        scores: name -> score tensor (any float dtype, any device), in model order. A lazy
+            mapping (computing each tensor on access) works: each tensor is read three times.
+        num_prune: how many entries to prune in total (see :func:`num_to_prune`), counting the
+            ineligible ones, which are always pruned.
+        absolute: rank ``|score|`` instead of ``score`` without materializing it (pass the
+            weights themselves for magnitude pruning).
+        eligible: optional name -> bool tensor; False entries are pruned first and never kept
+            (IMP/GMP: "prune among the currently kept only").
+
+    Returns:
+        a :class:`Selection` whose mask keeps exactly ``numel - num_prune`` entries. Ties at the
+        threshold are pruned in flat-index order, tensors in the order of ``scores``.
+
+    Raises:
+        ValueError: if ``num_prune`` is outside [number of ineligible entries, numel], or a score
+            is NaN.
+    """
+    names = list(scores)
+    numel = sum(scores[n].numel() for n in names)
+    n_forced = 0
+    if eligible is not None:
+        missing = [n for n in names if n not in eligible]
+        if missing:
+            raise ValueError(f"eligible mask lacks tensors {missing[:3]}")
+        n_forced = sum(int(eligible[n].numel() - eligible[n].count_nonzero()) for n in names)
+    k = int(num_prune)
+    if not n_forced <= k <= numel:
+        raise ValueError(f"cannot prune {k} of {numel} entries when {n_forced} are already pruned "
+                         f"(need {n_forced} <= num_prune <= {numel})")
+    if not names:
+        return Selection({}, 0, 0)
+
+    def _full(name: str, value: bool) -> torch.Tensor:
+        t = scores[name]
+        return torch.full(t.shape, value, dtype=torch.bool, device=t.device)
+
+    if k == n_forced:  # nothing new to prune
+        mask = {n: (eligible[n].to(scores[n].device).clone() if eligible is not None else _full(n, True))
+                for n in names}
+        return Selection(mask, k, numel)
+
+    device = scores[names[0]].device
+    # pass 1: top 16 bits
+    hist = torch.zeros(_BINS, dtype=torch.int64, device=device)
+    for n in names:
+        for _, keys in _chunks(n, scores[n], eligible, absolute, check_nan=True):
+            top = (keys >> 16).add_(_OFFSET)
+            hist += torch.bincount(top, minlength=_BINS).to(device)
+    cum = hist.cumsum(0)
+    bucket = int(torch.searchsorted(cum, torch.tensor([k], device=device)).item())
+    below = int(cum[bucket - 1].item()) if bucket > 0 else 0
+    # pass 2: low 16 bits inside the bucket
+    hist2 = torch.zeros(_BINS, dtype=torch.int64, device=device)
+    high = bucket - _OFFSET
+    for n in names:
+        for _, keys in _chunks(n, scores[n], eligible, absolute):
+            inside = keys[(keys >> 16) == high]
+            if inside.numel():
+                hist2 += torch.bincount(inside & 0xFFFF, minlength=_BINS).to(device)
+    cum2 = hist2.cumsum(0)
+    low = int(torch.searchsorted(cum2, torch.tensor([k - below], device=device)).item())
+    below += int(cum2[low - 1].item()) if low > 0 else 0
+    kth = high * (1 << 16) + low
+    ties = int(hist2[low].item())
+    quota = k - below  # how many of the ties to prune, 1..ties
+    ties_pruned = quota
+    # pass 3: write the masks
+    mask: dict[str, torch.Tensor] = {}
+    for n in names:
+        out = torch.empty(scores[n].numel(), dtype=torch.bool, device=scores[n].device)
+        for start, keys in _chunks(n, scores[n], eligible, absolute):
+            if quota == 0:
+                keep = keys >= kth
+            else:
+                keep = keys > kth
+                eq = (keys == kth).nonzero().squeeze(1)
+                if eq.numel():
+                    take = min(quota, eq.numel())
+                    keep[eq[take:]] = True  # ties after the quota are kept
+                    quota -= take
+            out[start:start + keys.numel()] = keep
+        mask[n] = out.view(scores[n].shape)
+    return Selection(mask, k, numel, _key_to_float(kth), ties, ties_pruned)
+
+
+def select_layerwise(scores: Mapping[str, torch.Tensor], num_prune: Mapping[str, int], *,
+                     absolute: bool = False,
+                     eligible: Mapping[str, torch.Tensor] | None = None) -> Selection:
+    """:func:`select_global` applied to each tensor on its own (``num_prune[name]`` per tensor).
+
+    The returned selection's ``per_tensor`` holds each tensor's own :class:`Selection`.
+    """
+    mask, parts, total, numel = {}, [], 0, 0
+    for n, t in scores.items():
+        sel = select_global({n: t}, num_prune[n], absolute=absolute,
+                            eligible=None if eligible is None else {n: eligible[n]})
+        mask[n] = sel.mask[n]
+        parts.append(sel)
+        total += sel.num_pruned
+        numel += sel.numel
+    return Selection(mask, total, numel, None, sum(p.ties_at_threshold for p in parts),
+                     sum(p.ties_pruned for p in parts), per_tensor=parts)
+
+
+def select_global_reference(scores: Mapping[str, torch.Tensor], num_prune: int, *,
+                            absolute: bool = False,
+                            eligible: Mapping[str, torch.Tensor] | None = None) -> Selection:
+    """Test oracle for :func:`select_global`: concatenation + ``torch.kthvalue`` (N-sized copies).
+
+    Same contract and the same tie-break; only for small inputs.
+    """
+    names = list(scores)
+    parts = []
+    for n in names:
+        v = scores[n].detach().reshape(-1).to(torch.float64)
+        v = v.abs() if absolute else v + 0.0  # + 0.0 turns -0.0 into +0.0
+        if eligible is not None:
+            v = v.masked_fill(~eligible[n].reshape(-1).to(v.device), -math.inf)
+        parts.append(v.cpu())
+    flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+    numel, k = flat.numel(), int(num_prune)
+    n_forced = int(torch.isneginf(flat).sum()) if eligible is not None else 0
+    if not n_forced <= k <= numel:
+        raise ValueError(f"cannot prune {k} of {numel} entries when {n_forced} are already pruned")
+    keep = torch.ones(numel, dtype=torch.bool)
+    threshold, ties, ties_pruned = None, 0, 0
+    if eligible is not None:
+        keep &= ~torch.isneginf(flat)
+    if k > n_forced:
+        t = float(torch.kthvalue(flat, k).values)
+        below = int((flat < t).sum())
+        eq = (flat == t).nonzero().squeeze(1)
+        keep = flat > t
+        keep[eq[k - below:]] = True
+        threshold, ties, ties_pruned = float(torch.tensor(t, dtype=torch.float32)), eq.numel(), k - below
+    mask, start = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        mask[n] = keep[start:start + size].view(scores[n].shape).to(scores[n].device)
+        start += size
+    return Selection(mask, k, numel, threshold, ties, ties_pruned)
