@@ -1,0 +1,203 @@
+"""Preemption-safe training: checkpoints round-trip exactly, saves are atomic, resume is bitwise.
+
+The first tests drive :class:`smcbench.checkpoint.Checkpointer` with a small stand-alone loop
+(dropout, Adam, LR schedule, a mask); the last ones interrupt the real training loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from smcbench.checkpoint import (PREEMPTED_EXIT_CODE, Checkpointer, Preempted, capture_rng_state,
+                                 restore_rng_state)
+
+TOTAL_STEPS = 24
+
+
+def _build(seed: int = 0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Dropout(0.3), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 3))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / (TOTAL_STEPS + 1))
+    mask = {"0.weight": torch.rand(16, 6, generator=torch.Generator().manual_seed(1)) > 0.5}
+    return model, opt, sched, mask
+
+
+def _toy_train(run_dir, interrupt_at: int | None = None, every_minutes: float = 0.0):
+    """A loop shaped like smcbench's: resume, step, enforce mask, maybe_save; returns the model."""
+    model, opt, sched, mask = _build()
+    ckpt = Checkpointer(run_dir, every_minutes=every_minutes, fingerprint="toy", log=lambda s: None)
+    start, best = 0, {"best_loss": None, "best_step": -1}
+    state = ckpt.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        mask = state["masks"]
+        best = state["extra"]
+        start = state["step"] + 1
+        restore_rng_state(state["rng"])
+    else:
+        random.seed(5)
+        np.random.seed(5)
+    for step in range(start, TOTAL_STEPS):
+        gen = torch.Generator().manual_seed(1000 + step)          # data order from (seed, step)
+        x = torch.randn(8, 6, generator=gen) + float(np.random.rand()) + random.random()
+        y = torch.randint(0, 3, (8,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(x), y)     # dropout draws from torch RNG
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model[0].weight.mul_(mask["0.weight"])
+        if best["best_loss"] is None or loss.item() < best["best_loss"]:
+            best = {"best_loss": loss.item(), "best_step": step}
+        if step == interrupt_at:
+            os.kill(os.getpid(), signal.SIGTERM)                  # what SLURM does before a kill
+        ckpt.maybe_save(step, lambda: {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                       "scheduler": sched.state_dict(), "masks": mask, "extra": best})
+    ckpt.clear()
+    return model, best
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
+    ref, ref_best = _toy_train(tmp_path / "ref")
+    run = tmp_path / "run"
+    with pytest.raises(Preempted) as info:
+        _toy_train(run, interrupt_at=9)
+    assert info.value.code == PREEMPTED_EXIT_CODE and info.value.step == 9
+    assert (run / ".checkpoint" / "state.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # handlers given back
+    resumed, best = _toy_train(run)
+    assert _same_weights(ref, resumed)
+    assert best == ref_best
+    assert not (run / ".checkpoint").exists()                      # cleared after success
+
+
+def test_round_trip_is_exact_and_pickle_free(tmp_path):
+    model, opt, sched, mask = _build()
+    loss = model(torch.randn(4, 6)).sum()
+    loss.backward()
+    opt.step()
+    sched.step()
+    tied = torch.arange(6.0)
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "masks": mask,
+             "extra": {"best": 0.5, "history": [1, 2.5, None], "__odd": True, "nested": (1, "a")},
+             "tied": {"a": tied, "b": tied, "view": tied[2:]}}
+    ckpt = Checkpointer(tmp_path, every_minutes=0, fingerprint="fp", log=lambda s: None)
+    rng_before = capture_rng_state()
+    ckpt.save(3, state)
+    back = Checkpointer(tmp_path, fingerprint="fp", log=lambda s: None).load()
+    ckpt.close()
+    assert back["step"] == 3
+    for k, v in model.state_dict().items():
+        assert torch.equal(back["model"][k], v)
+    o1, o2 = opt.state_dict(), back["optimizer"]
+    assert set(o2["state"]) == set(o1["state"]) and all(isinstance(k, int) for k in o2["state"])
+    for i in o1["state"]:
+        for k, v in o1["state"][i].items():
+            assert torch.equal(o2["state"][i][k], v)
+    assert o2["param_groups"] == o1["param_groups"]
+    assert back["scheduler"] == sched.state_dict()
+    assert back["masks"]["0.weight"].dtype == torch.bool and torch.equal(back["masks"]["0.weight"], mask["0.weight"])
+    assert back["extra"] == state["extra"]
+    assert torch.equal(back["tied"]["view"], tied[2:])
+    # RNG: restoring the saved state replays the same draws
+    torch.rand(3), np.random.rand(), random.random()
+    restore_rng_state(back["rng"])
+    after = (torch.rand(3), np.random.rand(), random.random())
+    restore_rng_state(rng_before)
+    assert torch.equal(after[0], torch.rand(3)) and after[1] == np.random.rand() and after[2] == random.random()
+    # the structure is plain JSON, the tensors plain safetensors: nothing to unpickle
+    files = sorted(p.name for p in (tmp_path / ".checkpoint").iterdir())
+    assert files[0] == "state.json" and len(files) == 2 and files[1].endswith(".safetensors")
+    json.loads((tmp_path / ".checkpoint" / "state.json").read_text())
+
+
+def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    model, *_ = _build()
+    ckpt = Checkpointer(tmp_path, every_minutes=0, fingerprint="fp", log=lambda s: None)
+    ckpt.save(1, {"model": model.state_dict()})
+    import safetensors.torch
+
+    def explode(*a, **k):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", explode)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    with pytest.raises(OSError):
+        ckpt.save(2, {"model": model.state_dict()})
+    monkeypatch.undo()
+    back = ckpt.load()
+    ckpt.close()
+    assert back["step"] == 1
+    assert not torch.equal(back["model"]["0.weight"], model[0].weight)
+    assert [p.name for p in (tmp_path / ".checkpoint").iterdir() if ".tmp" in p.name] == []
+
+
+def test_other_fingerprint_or_garbage_is_not_resumed(tmp_path):
+    a = Checkpointer(tmp_path, fingerprint="settings-A", log=lambda s: None)
+    a.save(4, {"x": torch.ones(2)})
+    a.close()
+    logs = []
+    b = Checkpointer(tmp_path, fingerprint="settings-B", log=logs.append)
+    assert b.load() is None and "other settings" in logs[-1]
+    assert not (tmp_path / ".checkpoint").exists()
+    b.save(5, {"x": torch.ones(2)})
+    (tmp_path / ".checkpoint" / "state.json").write_text("{ truncated")
+    assert b.load() is None and "unreadable" in logs[-1]
+    b.close()
+
+
+def test_periodic_save_and_disabled(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("smcbench.checkpoint.time.monotonic", lambda: clock[0])
+    ckpt = Checkpointer(tmp_path / "on", every_minutes=2, log=lambda s: None)
+    calls = []
+    state_fn = lambda: calls.append(1) or {"x": torch.zeros(1)}  # noqa: E731
+    assert not ckpt.maybe_save(0, state_fn) and calls == []       # not due: state not even built
+    clock[0] += 121
+    assert ckpt.maybe_save(1, state_fn) and calls == [1]
+    assert not ckpt.maybe_save(2, state_fn)
+    ckpt.clear()
+    off = Checkpointer(tmp_path / "off", every_minutes=0.001, enabled=False)
+    clock[0] += 1000
+    assert not off.maybe_save(0, state_fn) and off.load() is None
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert not (tmp_path / "off").exists()
+
+
+def test_sigterm_ends_the_process_with_distinct_code(tmp_path):
+    """Uncaught, Preempted exits with PREEMPTED_EXIT_CODE (what Snakemake/SLURM see)."""
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from smcbench.checkpoint import Checkpointer
+        ckpt = Checkpointer({str(tmp_path)!r}, every_minutes=0, log=lambda s: None)
+        for step in range(5):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGUSR1)
+            ckpt.maybe_save(step, lambda: {{"w": torch.full((2,), float(step))}})
+        raise SystemExit(0)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == PREEMPTED_EXIT_CODE, proc.stderr
+    state = Checkpointer(tmp_path, log=lambda s: None).load()
+    assert state["step"] == 2 and torch.equal(state["w"], torch.full((2,), 2.0))
