@@ -1,0 +1,14 @@
+"""Analyses of a suite's results: curves, matching sparsity, layerwise sparsity, mask IoU, weight
+drift, ablations, cost, and the figures and tables of the report (SPEC §4).
+
+Everything here is computed from ``results/<suite>/results.csv`` and the per-run files it points
+to (``layerwise.csv``, ``mask.safetensors``, ``drift.csv``, ``benchmark.tsv``); no number is typed
+by hand. Importing this package is cheap: pandas, matplotlib, seaborn and torch load inside the
+functions that need them. The command line is :func:`smcbench.analysis.cli.main`.
+"""
+
+__all__ = ["AnalysisInputError"]
+
+
+class AnalysisInputError(Exception):
+    """An input of the analyses is missing or malformed; the message names it and the fix."""

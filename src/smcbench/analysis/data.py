@@ -1,0 +1,348 @@
+"""Reading the results table and reducing it to curve points.
+
+Vocabulary used across the analyses:
+
+* a **run** is one trained model: (dataset, model, method, scope, extra, level, target_sparsity,
+  round, seed, fold); it has one ``run_dir``.
+* a **seed value** is the metric of one seed after the folds are aggregated (micro-average of
+  correct/total over folds when the table has them, else the mean over folds).
+* a **point** is one (dataset, model, method, scope, extra, level, target_sparsity, split,
+  metric): the mean over seeds, the spread, and the mean realized sparsity (its x position).
+
+The *spread* of a point is the sample standard deviation (ddof = 1) of its seed values. With a
+single seed and several folds it is the sample std of that seed's fold values (``spread_source``
+says ``folds``); with a single seed and a single fold it is 0 (``spread_source`` = ``none``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from . import AnalysisInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: Columns results.csv must have (the contract with the pipeline).
+REQUIRED_COLUMNS = (
+    "family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
+    "realized_sparsity", "round", "seed", "fold", "split", "metric", "value", "run_dir",
+)
+#: Optional columns; created empty when absent.
+OPTIONAL_COLUMNS = ("value_best_on_test", "baseline", "n", "selection", "signature",
+                    "wall_time_s", "peak_mem_mb", "git_revision", "config_hash")
+#: What identifies one curve point (before split and metric).
+POINT_KEYS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity"]
+#: What identifies one run.
+RUN_KEYS = POINT_KEYS + ["round", "seed", "fold"]
+#: The ``extra`` value of the main grid.
+MAIN = "main"
+#: Level reported as 0 for the dense reference.
+DENSE = "dense"
+#: Numerical slack when comparing a mean to dense − tolerance (values are floats read from CSV).
+EPS = 1e-9
+
+
+def warn(msg: str) -> None:
+    """Print a warning line on stderr (the CLI's way to report gaps without failing)."""
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def load_results(path: str | Path) -> "pd.DataFrame":
+    """Read results.csv with stable dtypes; raise :class:`AnalysisInputError` naming what is wrong.
+
+    ``fold``, ``split``, ``extra``, ``seed`` and the names are read as strings (fold "all" and
+    "0" must stay distinguishable); ``level`` and ``round`` as int; values as float.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisInputError(f"results table not found: {path} (run the pipeline first, e.g. "
+                                 f"'snakemake --cores 2 {path}')")
+    str_cols = ["family", "dataset", "model", "method", "scope", "extra", "fold", "split", "metric",
+                "run_dir", "selection", "signature", "git_revision", "config_hash"]
+    df = pd.read_csv(path, dtype={c: "string" for c in str_cols}, keep_default_na=True)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise AnalysisInputError(f"{path} lacks column(s) {', '.join(missing)} "
+                                 f"(required: {', '.join(REQUIRED_COLUMNS)})")
+    for c in OPTIONAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = float("nan")
+    for c in str_cols:
+        if c in df.columns:
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+    df["extra"] = df["extra"].fillna(MAIN)
+    df["fold"] = df["fold"].fillna("all")
+    for c in ("level", "round", "seed"):
+        bad = df[c].isna()
+        if bad.any():
+            raise AnalysisInputError(f"{path}: column {c!r} is empty in {int(bad.sum())} row(s)")
+        df[c] = df[c].astype(float).astype(int)
+    for c in ("target_sparsity", "realized_sparsity", "value", "value_best_on_test", "baseline",
+              "wall_time_s", "peak_mem_mb"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    # Round the target so 1-0.8**k computed on different machines keys identically.
+    df["target_sparsity"] = df["target_sparsity"].round(6)
+    return df
+
+
+def load_json(path: str | Path | None, what: str, required: bool) -> dict:
+    """Read a JSON object file; ``None``/absent returns {} unless ``required``."""
+    if path is None or not Path(path).is_file():
+        if required:
+            raise AnalysisInputError(f"{what} not found: {path}")
+        return {}
+    with open(path) as f:
+        obj = json.load(f)
+    if not isinstance(obj, dict):
+        raise AnalysisInputError(f"{what} {path} must hold a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def resolve_primary_metrics(df: "pd.DataFrame", primary: dict[str, str]) -> dict[str, str]:
+    """The primary metric of every dataset in ``df``.
+
+    A dataset absent from primary_metrics.json falls back to its only metric (ignoring
+    ``*_correct``/``*_total`` helper rows); with several candidates the error lists them.
+    """
+    out: dict[str, str] = {}
+    for ds, sub in df.groupby("dataset", sort=True):
+        metrics = sorted(set(sub["metric"].dropna()))
+        if ds in primary:
+            if primary[ds] not in metrics:
+                raise AnalysisInputError(f"primary metric {primary[ds]!r} of dataset {ds!r} has no row "
+                                         f"in results.csv (metrics there: {', '.join(metrics)})")
+            out[ds] = primary[ds]
+            continue
+        cands = [m for m in metrics if not (m.endswith("correct") or m.endswith("total"))]
+        if len(cands) != 1:
+            raise AnalysisInputError(f"dataset {ds!r} is missing from primary_metrics.json and has "
+                                     f"several metrics ({', '.join(cands)}); add it there")
+        warn(f"dataset {ds!r} is missing from primary_metrics.json; using its only metric {cands[0]!r}")
+        out[ds] = cands[0]
+    return out
+
+
+def count_metrics(metric: str) -> tuple[str, str] | None:
+    """The (correct, total) helper metric names for a fold micro-average of ``metric``.
+
+    ``value_accuracy`` -> (``value_correct``, ``value_total``); ``accuracy`` -> (``correct``,
+    ``total``); metrics not ending in ``accuracy`` have none.
+    """
+    if not metric.endswith("accuracy"):
+        return None
+    stem = metric[: -len("accuracy")]
+    return stem + "correct", stem + "total"
+
+
+def eval_splits(df: "pd.DataFrame") -> dict[str, list[str]]:
+    """Per dataset, the splits the figures report: every ``test``/``test_<variant>`` split, or
+    ``validation`` when a dataset has no test split at all (with a warning)."""
+    out = {}
+    for ds, sub in df.groupby("dataset", sort=True):
+        splits = sorted(set(sub["split"].dropna()))
+        tests = [s for s in splits if s == "test" or s.startswith("test_")]
+        if not tests:
+            warn(f"dataset {ds!r} has no test split in results.csv; reporting {splits}")
+            tests = splits
+        out[ds] = tests
+    return out
+
+
+# --- reduction -----------------------------------------------------------------------------------
+
+def seed_values(df: "pd.DataFrame", primary: dict[str, str], value_col: str = "value",
+                splits: dict[str, list[str]] | None = None) -> "pd.DataFrame":
+    """One row per (point, seed, split) for each dataset's primary metric on its report splits.
+
+    Columns: POINT_KEYS + seed, split, metric, value (fold aggregate), fold_agg (``micro``,
+    ``mean`` or ``single``), n_folds, fold_std (sample std of the fold values, NaN if one fold),
+    realized_sparsity (mean over folds), baseline (mean), run_dirs (';'-joined).
+    Rows whose value is empty are dropped here (they are reported as missing by
+    :func:`missing_runs`).
+    """
+    import pandas as pd
+
+    splits = splits if splits is not None else eval_splits(df)
+    parts = []
+    for ds, sub in df.groupby("dataset", sort=True):
+        metric = primary[ds]
+        sub = sub[sub["split"].isin(splits.get(ds, []))]
+        helpers = count_metrics(metric)
+        main = sub[sub["metric"] == metric]
+        main = main[main[value_col].notna()]
+        if main.empty:
+            continue
+        keys = POINT_KEYS + ["seed", "split"]
+        counts = None
+        if helpers is not None:
+            c = sub[sub["metric"] == helpers[0]].set_index(RUN_KEYS + ["split"])[value_col].rename("correct")
+            t = sub[sub["metric"] == helpers[1]].set_index(RUN_KEYS + ["split"])[value_col].rename("total")
+            if len(c) and len(t):
+                counts = pd.concat([c, t], axis=1)
+        m = main.set_index(RUN_KEYS + ["split"])
+        if counts is not None:
+            m = m.join(counts[~counts.index.duplicated()], how="left")
+        else:
+            m["correct"] = float("nan")
+            m["total"] = float("nan")
+        m = m.reset_index()
+        for key, g in m.groupby(keys, sort=True, dropna=False):
+            row = dict(zip(keys, key))
+            vals = g[value_col].to_numpy(dtype=float)
+            n = len(vals)
+            if n > 1 and g["correct"].notna().all() and g["total"].notna().all() and g["total"].sum() > 0:
+                # Fold micro-average, in the unit of the metric itself (percent or fraction).
+                ratio = g["correct"] / g["total"].where(g["total"] > 0)
+                scale_c = (g[value_col] / ratio).where(ratio > 0).dropna()
+                scale = float(scale_c.median()) if len(scale_c) else 100.0
+                scale = 100.0 if abs(scale - 100.0) < abs(scale - 1.0) else 1.0
+                value = scale * float(g["correct"].sum()) / float(g["total"].sum())
+                agg = "micro"
+            else:
+                value = float(vals.mean())
+                agg = "mean" if n > 1 else "single"
+            row.update(metric=metric, value=value, fold_agg=agg, n_folds=n,
+                       fold_std=float(vals.std(ddof=1)) if n > 1 else float("nan"),
+                       realized_sparsity=float(g["realized_sparsity"].mean()),
+                       baseline=float(g["baseline"].mean()) if g["baseline"].notna().any() else float("nan"),
+                       run_dirs=";".join(sorted(set(str(r) for r in g["run_dir"].dropna()))))
+            parts.append(row)
+    cols = POINT_KEYS + ["seed", "split", "metric", "value", "fold_agg", "n_folds", "fold_std",
+                         "realized_sparsity", "baseline", "run_dirs"]
+    return pd.DataFrame(parts, columns=cols)
+
+
+def aggregate_points(seeds: "pd.DataFrame") -> "pd.DataFrame":
+    """Reduce seed values to points: mean, spread (see the module docstring), n_seeds, seeds,
+    realized sparsity mean/std (x position), baseline, fold aggregation."""
+    import pandas as pd
+
+    keys = POINT_KEYS + ["split", "metric"]
+    rows = []
+    for key, g in seeds.groupby(keys, sort=True, dropna=False):
+        row = dict(zip(keys, key))
+        vals = g["value"].to_numpy(dtype=float)
+        if len(vals) > 1:
+            spread, source = float(vals.std(ddof=1)), "seeds"
+        elif g["n_folds"].iloc[0] > 1 and not math.isnan(g["fold_std"].iloc[0]):
+            spread, source = float(g["fold_std"].iloc[0]), "folds"
+        else:
+            spread, source = 0.0, "none"
+        row.update(mean=float(vals.mean()), spread=spread, spread_source=source, n_seeds=len(vals),
+                   seeds=",".join(str(s) for s in sorted(g["seed"])),
+                   realized_mean=float(g["realized_sparsity"].mean()),
+                   realized_std=float(g["realized_sparsity"].std(ddof=1)) if len(g) > 1 else 0.0,
+                   baseline=float(g["baseline"].mean()) if g["baseline"].notna().any() else float("nan"),
+                   fold_agg=",".join(sorted(set(g["fold_agg"]))), n_folds=int(g["n_folds"].max()))
+        rows.append(row)
+    cols = keys + ["mean", "spread", "spread_source", "n_seeds", "seeds", "realized_mean",
+                   "realized_std", "baseline", "fold_agg", "n_folds"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def points(df: "pd.DataFrame", primary: dict[str, str], value_col: str = "value") -> "pd.DataFrame":
+    """Shortcut: :func:`seed_values` then :func:`aggregate_points`."""
+    return aggregate_points(seed_values(df, primary, value_col))
+
+
+# --- the expected grid and what is missing -------------------------------------------------------
+
+def _dataset_levels(config: dict, ds: str) -> list[int]:
+    dcfg = (config.get("datasets") or {}).get(ds) or {}
+    levels = dcfg.get("levels", config.get("levels")) or []
+    return sorted(int(k) for k in levels)
+
+
+def expected_main_grid(df: "pd.DataFrame", config: dict) -> "pd.DataFrame":
+    """Every main-grid run that should exist: (dataset, model, method, level, seed, fold).
+
+    From config.json (datasets -> models, run_methods, levels or a dataset's own ``levels``,
+    seeds) when it has them; otherwise inferred from the table (the union of the methods, levels
+    and seeds seen for each dataset/model). Dense has level 0 only. Folds are those seen in the
+    table for the dataset.
+    """
+    import pandas as pd
+
+    main = df[df["extra"] == MAIN]
+    folds = {ds: sorted(set(g["fold"])) for ds, g in main.groupby("dataset")}
+    rows = []
+    datasets = config.get("datasets") or {}
+    if datasets and config.get("run_methods") and config.get("seeds") is not None:
+        for ds, dcfg in datasets.items():
+            for model in (dcfg or {}).get("models", []):
+                for method in config["run_methods"]:
+                    levels = [0] if method == DENSE else _dataset_levels(config, ds)
+                    for k in levels:
+                        for seed in config["seeds"]:
+                            for fold in folds.get(ds, ["all"]):
+                                rows.append((ds, model, method, int(k), int(seed), fold))
+    else:
+        for (ds, model), g in main.groupby(["dataset", "model"], sort=True):
+            methods = sorted(set(g["method"]))
+            levels = sorted(set(g.loc[g["method"] != DENSE, "level"]))
+            seeds = sorted(set(g["seed"]))
+            for method in methods:
+                for k in ([0] if method == DENSE else levels):
+                    for seed in seeds:
+                        for fold in folds.get(ds, ["all"]):
+                            rows.append((ds, model, method, int(k), int(seed), fold))
+    return pd.DataFrame(rows, columns=["dataset", "model", "method", "level", "seed", "fold"])
+
+
+def missing_runs(df: "pd.DataFrame", config: dict, primary: dict[str, str]) -> "pd.DataFrame":
+    """Expected main-grid runs with no row of the primary metric on a report split (or only rows
+    with an empty value). Columns: dataset, model, method, level, seed, fold, reason."""
+    import numpy as np
+    import pandas as pd
+
+    expected = expected_main_grid(df, config)
+    splits = eval_splits(df) if len(df) else {}
+    main = df[(df["extra"] == MAIN)]
+    pairs = {(ds, sp) for ds, sps in splits.items() for sp in sps}
+    on_split = [(ds, sp) in pairs for ds, sp in zip(main["dataset"], main["split"])]
+    have = main[(main["metric"] == main["dataset"].map(primary)).to_numpy() & np.asarray(on_split, dtype=bool)]
+    keys = ["dataset", "model", "method", "level", "seed", "fold"]
+    present = set(map(tuple, have.loc[have["value"].notna(), keys].itertuples(index=False, name=None)))
+    empty = set(map(tuple, have.loc[have["value"].isna(), keys].itertuples(index=False, name=None)))
+    rows = []
+    for t in expected.itertuples(index=False, name=None):
+        if t not in present:
+            rows.append(t + ("empty value in results.csv" if t in empty else "no row in results.csv",))
+    return pd.DataFrame(rows, columns=keys + ["reason"])
+
+
+def describe_missing(missing: "pd.DataFrame", limit: int = 20) -> str:
+    """A one-paragraph listing of missing runs (for warnings)."""
+    items = [f"{r.dataset}/{r.model}/{r.method}/k={r.level}/seed{r.seed}" + ("" if r.fold == "all" else f"/fold{r.fold}")
+             for r in missing.itertuples()]
+    more = f" … and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def nominal_target(level: int) -> float:
+    """The paper's target sparsity of level k: 1 − 0.8^k."""
+    return 1.0 - 0.8 ** int(level)
+
+
+def unique_runs(df: "pd.DataFrame", where: Iterable[bool] | None = None) -> "pd.DataFrame":
+    """One row per run (RUN_KEYS + run_dir), first row of each; optional boolean filter."""
+    sub = df if where is None else df[where]
+    return sub.drop_duplicates(subset=RUN_KEYS)[RUN_KEYS + ["run_dir", "realized_sparsity",
+                                                          "wall_time_s", "peak_mem_mb"]]
+
+
+def resolve_run_dir(root: str | Path, run_dir: Any) -> Path | None:
+    """The run folder of a row, relative to ``root`` unless absolute; None when empty."""
+    if run_dir is None or (isinstance(run_dir, float) and math.isnan(run_dir)) or str(run_dir) == "":
+        return None
+    p = Path(str(run_dir))
+    return p if p.is_absolute() else Path(root) / p

@@ -1,0 +1,384 @@
+"""The analyses behind each CLI subcommand: read inputs once, write fixed-name figures and tables.
+
+Output names are fixed (:data:`OUTPUTS`) so that the Snakemake rules can declare them without
+looking at the data; when the data for an output do not exist, a placeholder figure/table that
+says so is written instead and a warning is printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import AnalysisInputError
+from .data import (DENSE, MAIN, describe_missing, eval_splits, load_json, load_results, missing_runs,
+                   resolve_primary_metrics, seed_values, aggregate_points, warn)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: subcommand -> output paths relative to the suite folder (results/<suite>/).
+OUTPUTS: dict[str, list[str]] = {
+    "curves": ["figures/metric_vs_sparsity.png", "figures/metric_vs_sparsity.pdf", "tables/curves.csv"],
+    "matching": ["tables/matching_sparsity.md", "tables/matching_sparsity.csv", "tables/missing_runs.csv"],
+    "layerwise": ["figures/layerwise_sparsity.png", "figures/layerwise_sparsity.pdf",
+                  "tables/layerwise_sparsity.csv"],
+    "iou": ["figures/mask_iou.png", "figures/mask_iou.pdf", "figures/mask_iou_layers.png",
+            "figures/mask_iou_layers.pdf", "tables/mask_iou.csv"],
+    "drift": ["figures/weight_drift.png", "figures/weight_drift.pdf", "tables/weight_drift.csv"],
+    "embeddings": ["figures/embeddings_ablation.png", "figures/embeddings_ablation.pdf",
+                   "tables/embeddings_ablation.md", "tables/embeddings_ablation.csv"],
+    "obert": ["figures/obert_roadmap.png", "figures/obert_roadmap.pdf", "tables/obert_roadmap.csv"],
+    "modulewise": ["tables/modulewise.md", "tables/modulewise.csv"],
+    "cost": ["figures/cost_vs_metric.png", "figures/cost_vs_metric.pdf", "tables/cost.csv",
+             "tables/cost_runs.csv"],
+}
+
+EMBEDDINGS_EXTRA = "embeddings_ablation"
+MODULEWISE_EXTRA = "modulewise"
+OBERT = "obert"
+
+
+@dataclass
+class Inputs:
+    """Everything the analyses read, loaded once: the table, primary metrics, resolved config,
+    the folder run_dir paths are relative to, and the value column (``value`` = selected on
+    validation; ``value_best_on_test`` = the paper's compatibility column)."""
+
+    df: "pd.DataFrame"
+    primary: dict
+    config: dict
+    root: Path = Path(".")
+    value_col: str = "value"
+    warnings: list = field(default_factory=list)
+
+    @classmethod
+    def load(cls, results: str | Path, primary_metrics: str | Path | None = None,
+             config: str | Path | None = None, root: str | Path = ".", value_col: str = "value") -> "Inputs":
+        """Read results.csv, primary_metrics.json (default: beside results.csv) and config.json
+        (optional; default beside results.csv)."""
+        results = Path(results)
+        df = load_results(results)
+        if value_col not in df.columns:
+            raise AnalysisInputError(f"value column {value_col!r} not in {results}")
+        pm_path = Path(primary_metrics) if primary_metrics else results.parent / "primary_metrics.json"
+        pm = load_json(pm_path, "primary metrics (primary_metrics.json)", required=False)
+        if not pm:
+            warn(f"{pm_path} not found; inferring each dataset's primary metric from results.csv")
+        cfg_path = Path(config) if config else results.parent / "config.json"
+        cfg = load_json(cfg_path, "resolved config (config.json)", required=False)
+        if not cfg:
+            warn(f"{cfg_path} not found; the expected grid and tolerance are inferred/defaulted")
+        return cls(df=df, primary=resolve_primary_metrics(df, pm), config=cfg, root=Path(root), value_col=value_col)
+
+    @cached_property
+    def splits(self) -> dict:
+        return eval_splits(self.df)
+
+    @cached_property
+    def seeds(self) -> "pd.DataFrame":
+        return seed_values(self.df, self.primary, self.value_col, self.splits)
+
+    @cached_property
+    def points(self) -> "pd.DataFrame":
+        return aggregate_points(self.seeds)
+
+    @cached_property
+    def missing(self) -> "pd.DataFrame":
+        return missing_runs(self.df, self.config, self.primary)
+
+    def main_points(self) -> "pd.DataFrame":
+        return self.points[self.points["extra"] == MAIN]
+
+    def layer_levels(self) -> list[int]:
+        """``analysis.layerwise_levels`` from config, else every sparse level of the main grid."""
+        lv = (self.config.get("analysis") or {}).get("layerwise_levels")
+        if lv:
+            return [int(k) for k in lv]
+        main = self.df[(self.df["extra"] == MAIN) & (self.df["method"] != DENSE)]
+        return sorted(set(int(k) for k in main["level"]))
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _out(out_dir: Path, rel: str) -> Path:
+    p = Path(out_dir) / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def markdown_table(df: "pd.DataFrame", floatfmt: str = ".2f") -> str:
+    """A GitHub-flavoured Markdown table of ``df`` (no extra dependency)."""
+    def cell(v):
+        if isinstance(v, float):
+            return "" if v != v else format(v, floatfmt)
+        return str(v).replace("|", "\\|")
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _note_csv(path: Path, columns: list[str], note: str) -> None:
+    import pandas as pd
+
+    pd.DataFrame([{**{c: "" for c in columns}, "note": note}], columns=columns + ["note"]).to_csv(path, index=False)
+
+
+def _fig_or_placeholder(make, message: str, png: Path, pdf: Path) -> None:
+    from .figures import placeholder, save
+
+    fig = make() if make is not None else placeholder(message)
+    save(fig, png, pdf)
+
+
+def _warn_unreadable(what: str, bad: list[str]) -> None:
+    if bad:
+        shown = "; ".join(bad[:10]) + (f" … and {len(bad) - 10} more" if len(bad) > 10 else "")
+        warn(f"{len(bad)} {what} could not be read: {shown}")
+
+
+# --- subcommands ---------------------------------------------------------------------------------
+
+def run_curves(inp: Inputs, out_dir: Path) -> None:
+    """Metric vs sparsity (main grid) and the curve points table."""
+    from .figures import plot_curves
+
+    png, pdf, csv = (_out(out_dir, p) for p in OUTPUTS["curves"])
+    pts = inp.main_points()
+    pts.to_csv(csv, index=False)
+    if len(inp.missing):
+        warn(f"{len(inp.missing)} expected run(s) have no result (gaps in the curves): {describe_missing(inp.missing)}")
+    if pts.empty:
+        _fig_or_placeholder(None, "No main-grid results in results.csv: nothing to plot.", png, pdf)
+        return
+    _fig_or_placeholder(lambda: plot_curves(pts, title=None)[0], "", png, pdf)
+
+
+def run_matching(inp: Inputs, out_dir: Path, tolerance: float | None = None) -> "pd.DataFrame":
+    """The matching-sparsity table (Markdown, CSV) and the list of missing runs."""
+    from .matching import matching_markdown, matching_table
+
+    md, csv, miss = (_out(out_dir, p) for p in OUTPUTS["matching"])
+    table = matching_table(inp.main_points(), inp.missing, inp.config, tolerance)
+    table.to_csv(csv, index=False)
+    cfg = dict(inp.config)
+    if tolerance is not None:
+        cfg["matching_tolerance"] = tolerance
+    md.write_text(matching_markdown(table, cfg))
+    inp.missing.to_csv(miss, index=False)
+    if len(inp.missing):
+        warn(f"{len(inp.missing)} expected run(s) are missing (listed in {miss}): {describe_missing(inp.missing)}")
+    return table
+
+
+def run_layerwise(inp: Inputs, out_dir: Path) -> None:
+    """Layerwise sparsity at ``analysis.layerwise_levels`` for every method."""
+    from .figures import plot_layerwise
+    from .style import short_layer_names
+
+    png, pdf, csv = (_out(out_dir, p) for p in OUTPUTS["layerwise"])
+    levels = inp.layer_levels()
+    from .runfiles import layerwise_table
+
+    table, bad = layerwise_table(inp.df, levels, inp.root)
+    _warn_unreadable("layerwise.csv file(s)", bad)
+    if len(table):
+        uniq = list(table["name"].unique())
+        table = table.assign(short_name=table["name"].map(dict(zip(uniq, short_layer_names(uniq)))))
+    table.to_csv(csv, index=False)
+    msg = f"No layerwise.csv of a sparse main-grid run at levels k={levels} could be read."
+    _fig_or_placeholder((lambda: plot_layerwise(table)) if len(table) else None, msg, png, pdf)
+
+
+def run_iou(inp: Inputs, out_dir: Path) -> None:
+    """Per-layer mask IoU between methods at the layerwise levels (seed-matched)."""
+    from .figures import plot_iou, plot_iou_layers
+    from .runfiles import iou_table
+
+    png, pdf, png2, pdf2, csv = (_out(out_dir, p) for p in OUTPUTS["iou"])
+    table, bad = iou_table(inp.df, inp.layer_levels(), inp.root)
+    _warn_unreadable("mask.safetensors file(s)", bad)
+    table.to_csv(csv, index=False)
+    msg = "No two sparse methods with readable mask.safetensors at the same level and seed: no IoU."
+    _fig_or_placeholder((lambda: plot_iou(table)) if len(table) else None, msg, png, pdf)
+    _fig_or_placeholder((lambda: plot_iou_layers(table)) if len(table) else None, msg, png2, pdf2)
+
+
+def run_drift(inp: Inputs, out_dir: Path) -> None:
+    """Per-layer relative weight drift of the dense fine-tune."""
+    from .figures import plot_drift
+    from .runfiles import drift_table
+
+    png, pdf, csv = (_out(out_dir, p) for p in OUTPUTS["drift"])
+    table, bad = drift_table(inp.df, inp.root)
+    _warn_unreadable("drift.csv file(s)", bad)
+    table.to_csv(csv, index=False)
+    msg = "No drift.csv of a dense main-grid run could be read: no weight-drift figure."
+    _fig_or_placeholder((lambda: plot_drift(table)) if len(table) else None, msg, png, pdf)
+
+
+def _dense_of(inp: Inputs) -> "pd.DataFrame":
+    p = inp.main_points()
+    return p[p["method"] == DENSE]
+
+
+def run_embeddings(inp: Inputs, out_dir: Path, extra: str = EMBEDDINGS_EXTRA) -> None:
+    """Embeddings pruned (main grid, its scope) vs not (rows of extra ``extra``), same methods."""
+    import pandas as pd
+
+    from .figures import plot_curves
+
+    png, pdf, md, csv = (_out(out_dir, p) for p in OUTPUTS["embeddings"])
+    pts = inp.points
+    abl = pts[pts["extra"] == extra]
+    cols = ["dataset", "model", "split", "metric", "method", "level", "target_sparsity", "scope_main",
+            "mean_main", "spread_main", "realized_main", "scope_ablation", "mean_ablation",
+            "spread_ablation", "realized_ablation", "diff_ablation_minus_main", "n_seeds_main",
+            "n_seeds_ablation"]
+    if abl.empty:
+        note = f"No results with extra = '{extra}' in results.csv: the embeddings ablation was not run."
+        warn(note)
+        _note_csv(csv, cols, note)
+        md.write_text(f"# Embeddings pruned or not\n\n{note}\n")
+        _fig_or_placeholder(None, note, png, pdf)
+        return
+    keys = ["dataset", "model", "split", "metric", "method", "level"]
+    main = pts[pts["extra"] == MAIN]
+    j = abl.merge(main, on=keys, how="left", suffixes=("_ablation", "_main"))
+    rows = [{"dataset": r["dataset"], "model": r["model"], "split": r["split"], "metric": r["metric"],
+             "method": r["method"], "level": r["level"], "target_sparsity": r["target_sparsity_ablation"],
+             "scope_main": r["scope_main"], "mean_main": r["mean_main"], "spread_main": r["spread_main"],
+             "realized_main": r["realized_mean_main"], "scope_ablation": r["scope_ablation"],
+             "mean_ablation": r["mean_ablation"], "spread_ablation": r["spread_ablation"],
+             "realized_ablation": r["realized_mean_ablation"],
+             "diff_ablation_minus_main": r["mean_ablation"] - r["mean_main"],
+             "n_seeds_main": r["n_seeds_main"], "n_seeds_ablation": r["n_seeds_ablation"]}
+            for _, r in j.iterrows()]
+    table = pd.DataFrame(rows, columns=cols).sort_values(["dataset", "model", "split", "method", "level"])
+    table.to_csv(csv, index=False)
+    lacking = table[table["mean_main"].isna()]
+    if len(lacking):
+        warn(f"embeddings ablation: no main-grid result to compare for {len(lacking)} point(s): "
+             + ", ".join(f"{r.dataset}/{r.model}/{r.method}/k={r.level}" for r in lacking.itertuples()))
+    show = table.assign(sparsity=[f"{100 * t:.3g}%" for t in table["target_sparsity"]])
+    show = show[["dataset", "model", "split", "method", "level", "sparsity", "scope_main", "mean_main",
+                 "realized_main", "scope_ablation", "mean_ablation", "realized_ablation",
+                 "diff_ablation_minus_main"]]
+    md.write_text("# Embeddings pruned or not\n\nMean over seeds of the primary metric; `main` = the main "
+                  "grid's scope (embeddings pruned), `ablation` = the same method with scope "
+                  f"`{', '.join(sorted(set(abl['scope'])))}`. Realized sparsity is measured over each run's own "
+                  "scope.\n\n" + markdown_table(show))
+    wanted = set(zip(abl["dataset"], abl["model"], abl["method"]))
+    m = main[[t in wanted for t in zip(main["dataset"], main["model"], main["method"])]]
+    cur = pd.concat([m.assign(variant="main: " + m["scope"]), abl.assign(variant="ablation: " + abl["scope"])],
+                    ignore_index=True)
+    dense = _dense_of(inp)
+    _fig_or_placeholder(lambda: plot_curves(cur, variant="variant", title="Embeddings pruned (solid) or not",
+                                            dense_points=dense)[0], "", png, pdf)
+
+
+def run_obert(inp: Inputs, out_dir: Path) -> None:
+    """oBERT roadmap: oBERT rows (any extra) against the main grid's other methods and dense."""
+    import pandas as pd
+
+    from .figures import plot_curves
+
+    png, pdf, csv = (_out(out_dir, p) for p in OUTPUTS["obert"])
+    pts = inp.points
+    ob = pts[pts["method"] == OBERT]
+    cols = ["dataset", "model", "split", "metric", "extra", "scope", "level", "target_sparsity",
+            "realized_mean", "mean", "spread", "n_seeds", "dense_mean", "diff_vs_dense", "best_other_method",
+            "best_other_mean"]
+    if ob.empty:
+        note = "No oBERT results exist in results.csv (method 'obert' has no rows): no roadmap."
+        warn(note)
+        _note_csv(csv, cols, note)
+        _fig_or_placeholder(None, note, png, pdf)
+        return
+    main = inp.main_points()
+    dense = _dense_of(inp)
+    rows = []
+    for r in ob.itertuples():
+        d = dense[(dense["dataset"] == r.dataset) & (dense["model"] == r.model) & (dense["split"] == r.split)]
+        others = main[(main["dataset"] == r.dataset) & (main["model"] == r.model) & (main["split"] == r.split)
+                      & (main["level"] == r.level) & ~main["method"].isin([DENSE, OBERT])]
+        best = others.loc[others["mean"].idxmax()] if len(others) else None
+        dm = float(d["mean"].iloc[0]) if len(d) else float("nan")
+        rows.append(dict(dataset=r.dataset, model=r.model, split=r.split, metric=r.metric, extra=r.extra,
+                         scope=r.scope, level=r.level, target_sparsity=r.target_sparsity,
+                         realized_mean=r.realized_mean, mean=r.mean, spread=r.spread, n_seeds=r.n_seeds,
+                         dense_mean=dm, diff_vs_dense=r.mean - dm,
+                         best_other_method=best["method"] if best is not None else "",
+                         best_other_mean=float(best["mean"]) if best is not None else float("nan")))
+    pd.DataFrame(rows, columns=cols).to_csv(csv, index=False)
+    keys = set(map(tuple, ob[["dataset", "model"]].itertuples(index=False, name=None)))
+    ref = main[[(a, b) in keys for a, b in zip(main["dataset"], main["model"])]]
+    ref = ref[ref["method"] != OBERT]
+    cur = pd.concat([ref.assign(variant="main grid"), ob.assign(variant=ob["extra"] + ": " + ob["scope"])],
+                    ignore_index=True)
+    _fig_or_placeholder(lambda: plot_curves(cur, variant="variant", title="oBERT roadmap",
+                                            dense_points=dense)[0], "", png, pdf)
+
+
+def run_modulewise(inp: Inputs, out_dir: Path, extra: str = MODULEWISE_EXTRA) -> None:
+    """Module-wise table (paper Table 1): metric at an explicit target per module subset scope."""
+    import pandas as pd
+
+    md, csv = (_out(out_dir, p) for p in OUTPUTS["modulewise"])
+    pts = inp.points
+    mw = pts[pts["extra"] == extra]
+    cols = ["dataset", "model", "split", "metric", "method", "scope", "target_sparsity", "realized_mean",
+            "mean", "spread", "n_seeds", "dense_mean", "diff_vs_dense"]
+    if mw.empty:
+        note = f"No module-wise results (rows with extra = '{extra}') exist in results.csv."
+        warn(note)
+        _note_csv(csv, cols, note)
+        md.write_text(f"# Module-wise sparsity (paper Table 1)\n\n{note}\n")
+        return
+    dense = _dense_of(inp)
+    d = dense[["dataset", "model", "split", "mean"]].rename(columns={"mean": "dense_mean"})
+    t = mw.merge(d, on=["dataset", "model", "split"], how="left")
+    t["diff_vs_dense"] = t["mean"] - t["dense_mean"]
+    t = t[cols].sort_values(["dataset", "model", "split", "target_sparsity", "scope", "method"])
+    t.to_csv(csv, index=False)
+    show = t.assign(target=[f"{100 * x:.3g}%" for x in t["target_sparsity"]],
+                    realized=[f"{100 * x:.2f}%" for x in t["realized_mean"]],
+                    value=[f"{a:.2f} ± {b:.2f}" for a, b in zip(t["mean"], t["spread"])])
+    show = show[["dataset", "model", "split", "method", "scope", "target", "realized", "value", "n_seeds",
+                 "dense_mean", "diff_vs_dense"]]
+    md.write_text("# Module-wise sparsity (paper Table 1)\n\nPrimary metric (mean ± spread over seeds) when "
+                  "only the listed modules are pruned to the target; realized sparsity over that scope; "
+                  "difference to the dense fine-tune.\n\n" + markdown_table(show))
+
+
+def run_cost(inp: Inputs, out_dir: Path) -> None:
+    """Cost per run and per method (job hours, peak memory) and metric vs cumulative cost."""
+    from .figures import plot_cost
+    from .runfiles import cost_runs, cost_summary, cumulative_cost
+
+    png, pdf, csv, csv_runs = (_out(out_dir, p) for p in OUTPUTS["cost"])
+    runs, bad = cost_runs(inp.df, inp.root)
+    if bad:
+        _warn_unreadable("run(s) without benchmark.tsv or wall_time_s", bad)
+    runs = cumulative_cost(runs) if len(runs) else runs.assign(cum_wall_s=[])
+    runs.to_csv(csv_runs, index=False)
+    cost_summary(runs).to_csv(csv, index=False)
+    seeds = inp.seeds
+    seeds = seeds[seeds["extra"] == MAIN]
+    key = ["dataset", "model", "method", "scope", "extra", "level", "seed"]
+    per_seed = runs.groupby(key, as_index=False)["cum_wall_s"].sum()  # folds of a seed add up
+    j = seeds.merge(per_seed, on=key, how="left")
+    if j.empty or j["cum_wall_s"].isna().all():
+        _fig_or_placeholder(None, "No cost records (benchmark.tsv or wall_time_s) for main-grid runs.", png, pdf)
+        return
+    pts = j.groupby(["dataset", "model", "split", "metric", "method", "level"], as_index=False).agg(
+        mean=("value", "mean"), cum_hours=("cum_wall_s", lambda s: float(s.mean()) / 3600.0))
+    _fig_or_placeholder(lambda: plot_cost(pts), "", png, pdf)
+
+
+SUBCOMMANDS = {"curves": run_curves, "matching": run_matching, "layerwise": run_layerwise, "iou": run_iou,
+               "drift": run_drift, "embeddings": run_embeddings, "obert": run_obert,
+               "modulewise": run_modulewise, "cost": run_cost}

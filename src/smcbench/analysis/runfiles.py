@@ -1,0 +1,288 @@
+"""Per-run files: layerwise sparsity, mask IoU between methods, dense weight drift, and cost.
+
+Every function returns a tidy DataFrame plus a list of the files it could not read, so the CLI can
+warn with their names instead of leaving a silent gap.
+
+Definitions:
+
+* **Layerwise sparsity** of a tensor = 1 − kept/numel from the run's ``layerwise.csv``; a point is
+  the mean over seeds and folds of the same (dataset, model, method, level, tensor).
+* **Mask IoU** of two masks on one tensor = |A ∩ B| / |A ∪ B| over the *kept* weights (True
+  entries), for two methods at the same level, seed and fold (seed-matched). ``all layers`` is
+  the micro-average Σ|A∩B| / Σ|A∪B| over the tensors both masks have. ``iou_random`` is what two
+  independent uniformly random masks of the same densities would give:
+  d_A·d_B / (d_A + d_B − d_A·d_B).
+* **Weight drift** of a tensor = ‖θ_ft − θ_pre‖ / ‖θ_pre‖ (``rel_drift`` of the dense run's
+  ``drift.csv``), averaged over seeds and folds.
+* **Cost** of a run = wall time ``s`` (mean over the rows of Snakemake's ``benchmark.tsv``, which
+  has one row per repeat) and peak ``max_rss`` (MB); without the file, results.csv's
+  ``wall_time_s`` / ``peak_mem_mb`` (``source`` says which).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .data import DENSE, MAIN, RUN_KEYS, resolve_run_dir, unique_runs
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+def _runs(df, root, where):
+    runs = unique_runs(df, where)
+    runs = runs.assign(path=[resolve_run_dir(root, d) for d in runs["run_dir"]])
+    return runs
+
+
+# --- layerwise -----------------------------------------------------------------------------------
+
+def layerwise_table(df: "pd.DataFrame", levels: list[int], root: str | Path = "."):
+    """Per (dataset, model, method, level, tensor) the mean/std layer sparsity over seeds and folds
+    of the main grid's sparse runs at ``levels``. Returns (table, unreadable paths)."""
+    import pandas as pd
+
+    runs = _runs(df, root, (df["extra"] == MAIN) & (df["method"] != DENSE) & df["level"].isin(levels))
+    parts, bad = [], []
+    for r in runs.itertuples():
+        f = r.path / "layerwise.csv" if r.path is not None else None
+        if f is None or not f.is_file():
+            bad.append(str(f) if f else f"{r.dataset}/{r.model}/{r.method}/k={r.level}/seed{r.seed}: empty run_dir")
+            continue
+        lw = pd.read_csv(f)
+        need = {"order", "name", "numel", "kept", "sparsity"}
+        if not need <= set(lw.columns):
+            bad.append(f"{f} (columns {sorted(lw.columns)}, need {sorted(need)})")
+            continue
+        lw = lw.assign(dataset=r.dataset, model=r.model, method=r.method, scope=r.scope, level=r.level,
+                       target_sparsity=r.target_sparsity, seed=r.seed, fold=r.fold)
+        parts.append(lw)
+    cols = ["dataset", "model", "method", "scope", "level", "target_sparsity", "order", "name", "numel",
+            "sparsity_mean", "sparsity_std", "n_runs"]
+    if not parts:
+        return pd.DataFrame(columns=cols), bad
+    all_ = pd.concat(parts, ignore_index=True)
+    g = all_.groupby(["dataset", "model", "method", "scope", "level", "target_sparsity", "order", "name"],
+                     sort=True)
+    out = g.agg(numel=("numel", "first"), sparsity_mean=("sparsity", "mean"),
+                sparsity_std=("sparsity", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
+                n_runs=("sparsity", "size")).reset_index()
+    return out[cols], bad
+
+
+# --- mask IoU ------------------------------------------------------------------------------------
+
+def _mask_names(path: Path) -> list[str]:
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = f.metadata() or {}
+        return json.loads(meta["names"]) if "names" in meta else list(f.keys())
+
+
+def _layer_order(run_path: Path, names: list[str]) -> dict[str, int]:
+    """Tensor order from the run's layerwise.csv (input → output), else the mask file's order."""
+    import pandas as pd
+
+    f = run_path / "layerwise.csv"
+    if f.is_file():
+        lw = pd.read_csv(f)
+        if {"order", "name"} <= set(lw.columns):
+            order = dict(zip(lw["name"], lw["order"].astype(int)))
+            if all(n in order for n in names):
+                return order
+    return {n: i for i, n in enumerate(names)}
+
+
+def mask_iou(paths: dict[str, Path]) -> "pd.DataFrame":
+    """Per-tensor IoU of every pair of masks in ``paths`` (method -> mask.safetensors).
+
+    Tensors are streamed one at a time (a paper-scale mask is hundreds of MB), so memory stays at
+    one tensor per method. Columns: method_a, method_b, name, numel, intersection, union,
+    density_a, density_b, iou, iou_random.
+    """
+    import pandas as pd
+    from safetensors import safe_open
+
+    names = {m: _mask_names(p) for m, p in paths.items()}
+    handles = {m: safe_open(str(p), framework="pt", device="cpu") for m, p in paths.items()}
+    methods = list(paths)
+    common = [n for n in names[methods[0]] if all(n in set(names[m]) for m in methods)] if methods else []
+    rows = []
+    for name in common:
+        ts = {m: handles[m].get_tensor(name).bool() for m in methods}
+        for a, b in itertools.combinations(methods, 2):
+            ta, tb = ts[a], ts[b]
+            if ta.shape != tb.shape:
+                continue
+            inter = int((ta & tb).sum())
+            union = int((ta | tb).sum())
+            n = ta.numel()
+            da, db = float(ta.sum()) / n, float(tb.sum()) / n
+            denom = da + db - da * db
+            rows.append(dict(method_a=a, method_b=b, name=name, numel=n, intersection=inter, union=union,
+                             density_a=da, density_b=db, iou=inter / union if union else float("nan"),
+                             iou_random=da * db / denom if denom > 0 else float("nan")))
+    return pd.DataFrame(rows, columns=["method_a", "method_b", "name", "numel", "intersection", "union",
+                                       "density_a", "density_b", "iou", "iou_random"])
+
+
+def iou_table(df: "pd.DataFrame", levels: list[int], root: str | Path = "."):
+    """Per-tensor IoU between methods at the same level, seed and fold (main grid, ``levels``),
+    averaged over seeds/folds; plus a row ``name = "(all layers)"`` with the micro-average.
+
+    Returns (table, unreadable paths). Columns: dataset, model, level, target_sparsity, method_a,
+    method_b, order, name, numel, iou, iou_random, n_pairs.
+    """
+    import pandas as pd
+
+    runs = _runs(df, root, (df["extra"] == MAIN) & (df["method"] != DENSE) & df["level"].isin(levels))
+    parts, bad = [], []
+    for (ds, model, level, seed, fold), g in runs.groupby(["dataset", "model", "level", "seed", "fold"], sort=True):
+        paths = {}
+        for r in g.itertuples():
+            f = r.path / "mask.safetensors" if r.path is not None else None
+            if f is None or not f.is_file():
+                bad.append(str(f) if f else f"{ds}/{model}/{r.method}/k={level}/seed{seed}: empty run_dir")
+                continue
+            paths.setdefault(r.method, f)
+        if len(paths) < 2:
+            continue
+        t = mask_iou(paths)
+        if t.empty:
+            continue
+        first = next(iter(paths.values())).parent
+        order = _layer_order(first, list(dict.fromkeys(t["name"])))
+        t["order"] = t["name"].map(order)
+        tot = t.groupby(["method_a", "method_b"], sort=False).agg(
+            intersection=("intersection", "sum"), union=("union", "sum"), numel=("numel", "sum")).reset_index()
+        dens = t.assign(ka=t["density_a"] * t["numel"], kb=t["density_b"] * t["numel"]).groupby(
+            ["method_a", "method_b"], sort=False)[["ka", "kb"]].sum().reset_index()
+        tot = tot.merge(dens, on=["method_a", "method_b"])
+        da, db = tot["ka"] / tot["numel"], tot["kb"] / tot["numel"]
+        tot["iou"] = tot["intersection"] / tot["union"].where(tot["union"] > 0)
+        tot["iou_random"] = da * db / (da + db - da * db)
+        tot["name"], tot["order"] = "(all layers)", -1
+        t = pd.concat([t, tot[t.columns.intersection(tot.columns)]], ignore_index=True)
+        t = t.assign(dataset=ds, model=model, level=level, target_sparsity=float(g["target_sparsity"].iloc[0]),
+                     seed=seed, fold=fold)
+        parts.append(t)
+    cols = ["dataset", "model", "level", "target_sparsity", "method_a", "method_b", "order", "name",
+            "numel", "iou", "iou_random", "n_pairs"]
+    if not parts:
+        return pd.DataFrame(columns=cols), bad
+    all_ = pd.concat(parts, ignore_index=True)
+    out = all_.groupby(["dataset", "model", "level", "target_sparsity", "method_a", "method_b", "order", "name"],
+                       sort=True).agg(numel=("numel", "first"), iou=("iou", "mean"),
+                                      iou_random=("iou_random", "mean"), n_pairs=("iou", "size")).reset_index()
+    return out[cols], bad
+
+
+# --- weight drift --------------------------------------------------------------------------------
+
+def drift_table(df: "pd.DataFrame", root: str | Path = "."):
+    """Per (dataset, model, tensor) the mean/std over seeds and folds of the dense fine-tune's
+    relative drift ‖θ_ft − θ_pre‖/‖θ_pre‖. Returns (table, unreadable paths)."""
+    import pandas as pd
+
+    runs = _runs(df, root, (df["extra"] == MAIN) & (df["method"] == DENSE))
+    parts, bad = [], []
+    for r in runs.itertuples():
+        f = r.path / "drift.csv" if r.path is not None else None
+        if f is None or not f.is_file():
+            bad.append(str(f) if f else f"{r.dataset}/{r.model}/dense/seed{r.seed}: empty run_dir")
+            continue
+        d = pd.read_csv(f)
+        need = {"order", "name", "numel", "rel_drift"}
+        if not need <= set(d.columns):
+            bad.append(f"{f} (columns {sorted(d.columns)}, need {sorted(need)})")
+            continue
+        parts.append(d.assign(dataset=r.dataset, model=r.model, seed=r.seed, fold=r.fold))
+    cols = ["dataset", "model", "order", "name", "numel", "rel_drift_mean", "rel_drift_std", "n_runs"]
+    if not parts:
+        return pd.DataFrame(columns=cols), bad
+    all_ = pd.concat(parts, ignore_index=True)
+    out = all_.groupby(["dataset", "model", "order", "name"], sort=True).agg(
+        numel=("numel", "first"), rel_drift_mean=("rel_drift", "mean"),
+        rel_drift_std=("rel_drift", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
+        n_runs=("rel_drift", "size")).reset_index()
+    return out[cols], bad
+
+
+# --- cost ----------------------------------------------------------------------------------------
+
+def read_benchmark(path: Path) -> tuple[float, float] | None:
+    """(wall seconds, peak RSS MB) from a Snakemake benchmark.tsv: mean ``s`` over its rows
+    (repeats), max ``max_rss``. None when the file is absent or has no ``s`` column."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    b = pd.read_csv(path, sep="\t")
+    if "s" not in b.columns or b.empty:
+        return None
+    s = pd.to_numeric(b["s"], errors="coerce").mean()
+    rss = pd.to_numeric(b["max_rss"], errors="coerce").max() if "max_rss" in b.columns else float("nan")
+    return float(s), float(rss)
+
+
+def cost_runs(df: "pd.DataFrame", root: str | Path = "."):
+    """One row per run (every extra) with wall_s, peak_mem_mb and source (``benchmark.tsv``,
+    ``results.csv`` or ``none``). Returns (table, runs without any cost record)."""
+    import pandas as pd
+
+    runs = _runs(df, root, None)
+    rows, bad = [], []
+    for r in runs.itertuples():
+        b = read_benchmark(r.path / "benchmark.tsv") if r.path is not None else None
+        if b is not None:
+            wall, mem, src = b[0], b[1], "benchmark.tsv"
+        elif r.wall_time_s == r.wall_time_s:  # not NaN
+            wall, mem, src = float(r.wall_time_s), float(r.peak_mem_mb), "results.csv"
+        else:
+            wall, mem, src = float("nan"), float("nan"), "none"
+            bad.append(str(r.path) if r.path is not None else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
+        rows.append({**{k: getattr(r, k) for k in RUN_KEYS}, "run_dir": r.run_dir, "wall_s": wall,
+                     "peak_mem_mb": mem, "source": src})
+    return pd.DataFrame(rows, columns=RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "source"]), bad
+
+
+def cost_summary(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """Per (dataset, model, method, extra): number of runs, summed job hours, mean wall seconds per
+    run, max peak memory. ``job_hours`` of a GPU method is its GPU-hours on a one-GPU-per-job
+    cluster."""
+    g = runs.groupby(["dataset", "model", "method", "extra"], sort=True)
+    out = g.agg(n_runs=("wall_s", "size"), job_hours=("wall_s", lambda s: float(s.sum()) / 3600.0),
+                mean_wall_s=("wall_s", "mean"), max_peak_mem_mb=("peak_mem_mb", "max"),
+                sources=("source", lambda s: ",".join(sorted(set(s))))).reset_index()
+    return out
+
+
+def cumulative_cost(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """Wall seconds needed to obtain each run's model, prerequisites included: methods starting
+    from the dense fine-tune add the same seed's/fold's dense run, IMP round k adds rounds < k
+    (and the dense run), as the registry's ``start_from`` says. Adds column ``cum_wall_s``."""
+    from smcbench.sparsity.registry import METHODS
+
+    key = ["dataset", "model", "scope", "seed", "fold"]
+    dense = {tuple(r[k] for k in key[:2] + key[3:]): r["wall_s"]
+             for _, r in runs[(runs["method"] == DENSE) & (runs["extra"] == MAIN)].iterrows()}
+    own = {(r["dataset"], r["model"], r["method"], r["scope"], r["extra"], r["seed"], r["fold"], int(r["level"])): r["wall_s"]
+           for _, r in runs.iterrows()}
+    cum = []
+    for _, r in runs.iterrows():
+        info = METHODS.get(r["method"])
+        base = dense.get((r["dataset"], r["model"], r["seed"], r["fold"]), 0.0)
+        total = r["wall_s"]
+        if info is not None and info.start_from == "dense":
+            total += base
+        elif info is not None and info.start_from == "previous_round":
+            total += base
+            for k in range(1, int(r["level"])):
+                total += own.get((r["dataset"], r["model"], r["method"], r["scope"], r["extra"], r["seed"], r["fold"], k), 0.0)
+        cum.append(total)
+    return runs.assign(cum_wall_s=cum)
