@@ -57,7 +57,7 @@ _Q = {"query", "q_proj", "q", "q_lin", "wq", "to_q"}
 _K = {"key", "k_proj", "k", "k_lin", "wk", "to_k"}
 _V = {"value", "v_proj", "v", "v_lin", "wv", "to_v"}
 _O = {"out_proj", "o_proj", "o", "out_lin", "wo", "to_out"}
-_FFN_LEAF = {"fc1", "fc2", "w_1", "w_2", "w1", "w2", "w3", "lin1", "lin2", "up_proj", "down_proj",
+_FFN_LEAF = {"fc1", "fc2", "w_1", "w_2", "w1", "w2", "w3", "lin1", "lin2", "linear1", "linear2", "up_proj", "down_proj",
              "gate_proj", "c_fc", "wi", "dense_h_to_4h", "dense_4h_to_h"}
 _FFN_CONTAINER = {"mlp", "ffn", "feed_forward", "feedforward", "feed_foward", "ff"}
 _NORM_TYPES = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)
