@@ -35,7 +35,8 @@ def method_styles(methods: list[str]) -> dict[str, dict]:
     styles = {"dense": {"color": DENSE_COLOR, "marker": "o"}}
     for i, m in enumerate(order):
         styles[m] = {"color": colors[i % len(colors)], "marker": MARKERS[i % len(MARKERS)]}
-    return {m: styles[m] for m in methods if m in styles} | {"dense": styles["dense"]}
+    wanted = set(methods)
+    return {m: styles[m] for m in ["dense"] + order if m in wanted or m == "dense"}
 
 
 # --- the sparsity axis ---------------------------------------------------------------------------
