@@ -1,0 +1,101 @@
+"""Per-run files: mask IoU on known masks, layer order, drift, benchmark.tsv cost and fallback."""
+
+import pandas as pd
+import pytest
+import torch
+
+from smcbench.analysis.data import load_results
+from smcbench.analysis.runfiles import (cost_runs, cost_summary, cumulative_cost, drift_table, iou_table,
+                                        layerwise_table, mask_iou, read_benchmark)
+from smcbench.sparsity.mask import Mask
+from test_analysis_fixtures import make_suite, write_run
+
+
+def test_iou_on_known_masks(tmp_path):
+    a = Mask({"w1": torch.tensor([[1, 1, 0, 0]], dtype=torch.bool), "w2": torch.tensor([1, 0], dtype=torch.bool)})
+    b = Mask({"w1": torch.tensor([[1, 0, 1, 0]], dtype=torch.bool), "w2": torch.tensor([1, 0], dtype=torch.bool)})
+    c = Mask({"w1": torch.tensor([[0, 0, 1, 1]], dtype=torch.bool), "w2": torch.tensor([0, 1], dtype=torch.bool)})
+    for name, m in (("a", a), ("b", b), ("c", c)):
+        m.save(tmp_path / f"{name}.safetensors")
+    t = mask_iou({m: tmp_path / f"{m}.safetensors" for m in "abc"}).set_index(["method_a", "method_b", "name"])
+    assert t.loc[("a", "b", "w1"), "iou"] == pytest.approx(1 / 3)   # {0,1} vs {0,2}
+    assert t.loc[("a", "b", "w2"), "iou"] == pytest.approx(1.0)
+    assert t.loc[("a", "c", "w1"), "iou"] == 0.0                   # disjoint
+    # random-mask reference for densities 1/2 and 1/2: 0.25 / 0.75
+    assert t.loc[("a", "b", "w1"), "iou_random"] == pytest.approx(1 / 3)
+
+
+def test_iou_table_is_seed_matched_with_micro_average(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after", "random_after"), levels=(1, 2), seeds=(0, 1))
+    df = load_results(suite / "results.csv")
+    table, bad = iou_table(df, [2], tmp_path)
+    assert not bad
+    assert set(table["level"]) == {2} and set(table["n_pairs"]) == {2}  # 2 seeds, seed-matched
+    # recompute the all-layer value of seed 0 by hand from the two masks
+    runs = df[(df["level"] == 2) & (df["seed"] == 0)].drop_duplicates("method").set_index("method")["run_dir"]
+    ma = Mask.load(tmp_path / runs["omp_after"] / "mask.safetensors")
+    mb = Mask.load(tmp_path / runs["random_after"] / "mask.safetensors")
+    inter = sum(int((ma[n] & mb[n]).sum()) for n in ma)
+    union = sum(int((ma[n] | mb[n]).sum()) for n in ma)
+    runs1 = df[(df["level"] == 2) & (df["seed"] == 1)].drop_duplicates("method").set_index("method")["run_dir"]
+    ma1 = Mask.load(tmp_path / runs1["omp_after"] / "mask.safetensors")
+    mb1 = Mask.load(tmp_path / runs1["random_after"] / "mask.safetensors")
+    inter1 = sum(int((ma1[n] & mb1[n]).sum()) for n in ma1)
+    union1 = sum(int((ma1[n] | mb1[n]).sum()) for n in ma1)
+    allrow = table[table["name"] == "(all layers)"].iloc[0]
+    assert allrow["iou"] == pytest.approx((inter / union + inter1 / union1) / 2)
+    # per-layer rows come in the layerwise.csv order
+    layers = table[table["name"] != "(all layers)"].sort_values("order")
+    assert list(layers["name"])[0].endswith("word_embeddings.weight")
+
+
+def test_missing_mask_files_are_reported(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after", "random_after"), levels=(1,), seeds=(0,))
+    df = load_results(suite / "results.csv")
+    victim = df[df["method"] == "random_after"]["run_dir"].iloc[0]
+    (tmp_path / victim / "mask.safetensors").unlink()
+    table, bad = iou_table(df, [1], tmp_path)
+    assert table.empty and len(bad) == 1 and victim in bad[0]
+
+
+def test_layerwise_sorted_by_order_column(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1, 2), seeds=(0,))
+    df = load_results(suite / "results.csv")
+    # shuffle the rows of one layerwise.csv: the order column, not the row order, decides
+    run = tmp_path / df[(df["method"] == "omp_after") & (df["level"] == 2)]["run_dir"].iloc[0]
+    lw = pd.read_csv(run / "layerwise.csv")
+    lw.iloc[::-1].to_csv(run / "layerwise.csv", index=False)
+    table, bad = layerwise_table(df, [2], tmp_path)
+    assert not bad and set(table["method"]) == {"omp_after"}
+    assert list(table.sort_values("order")["name"]) == list(lw.sort_values("order")["name"])
+    assert table.set_index("name")["sparsity_mean"].to_dict() == pytest.approx(lw.set_index("name")["sparsity"].to_dict())
+
+
+def test_drift_mean_over_seeds(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1,), seeds=(0, 1))
+    table, bad = drift_table(load_results(suite / "results.csv"), tmp_path)
+    assert not bad and len(table) == 4 and set(table["n_runs"]) == {2}
+    first = table.sort_values("order").iloc[0]
+    assert first["rel_drift_mean"] == pytest.approx(0.01 * (1 + 1.1) / 2)
+
+
+def test_benchmark_and_fallback(tmp_path):
+    run = tmp_path / "r"
+    write_run(run, "dense", 0, 0, wall=120.0)
+    assert read_benchmark(run / "benchmark.tsv") == (pytest.approx(120.0), pytest.approx(512.5))
+    assert read_benchmark(tmp_path / "nope.tsv") is None
+    suite = make_suite(tmp_path / "s", methods=("dense", "omp_after", "lth"), levels=(1, 2), seeds=(0,))
+    df = load_results(suite / "results.csv")
+    victim = df[(df["method"] == "omp_after") & (df["level"] == 1)]["run_dir"].iloc[0]
+    (tmp_path / "s" / victim / "benchmark.tsv").unlink()
+    runs, bad = cost_runs(df, tmp_path / "s")
+    assert not bad
+    src = runs.set_index("run_dir")["source"]
+    assert src[victim] == "results.csv" and (src.drop(victim) == "benchmark.tsv").all()
+    assert runs.set_index("run_dir").loc[victim, "wall_s"] == 61.0
+    summary = cost_summary(runs).set_index("method")
+    assert summary.loc["omp_after", "job_hours"] == pytest.approx((61 + 60) / 3600)
+    cum = cumulative_cost(runs).set_index(["method", "level"])["cum_wall_s"]
+    assert cum[("dense", 0)] == 60.0
+    assert cum[("omp_after", 2)] == 120.0            # own run + the dense fine-tune it starts from
+    assert cum[("lth", 2)] == 180.0                  # round 2 + round 1 + dense
