@@ -1,0 +1,581 @@
+"""Arithmetic reasoning (SMC-Bench §4): math word problem -> prefix equation -> value.
+
+Datasets: MAWPS and ASDiv-A (the SVAMP repository's pre-assigned 5-fold CV files; a fold is one
+job, scores are micro-averaged over folds with ``value_correct`` / ``value_total``), SVAMP (train on
+MAWPS + ASDiv-A, test on the 1000 SVAMP problems) and the synthetic demo sets ``demo_mawps``,
+``demo_asdiv``, ``demo_svamp``. Models: GTS and Graph2Tree over RoBERTa embeddings
+(:mod:`.arith_models`).
+
+Row schema (``{train,validation,test}.jsonl``)::
+
+    {"id": str, "question": str with number0.. masks, "numbers": [float, ...],
+     "equation": [prefix tokens over numberK and constants], "answer": float,
+     "group_nums": [word indices of quantity cells]  # optional (Graph2Tree); real data only}
+
+``answer`` is the value of the gold equation (what the SVAMP code's metric compares against).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import random
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from .arith_equations import (MASK_IN_TEXT_RE, OPERATORS, EquationError, canonical_constant, check_prefix,
+                              evaluate_prefix, is_constant, most_frequent_fitting,
+                              template_counts, values_match)
+from .base import Task, pretrained_path, read_jsonl, write_jsonl
+
+DATASETS = {"mawps", "asdiv_a", "svamp", "demo_mawps", "demo_asdiv", "demo_svamp"}
+CV_FOLDS = 5
+_CV_DIRS = {"mawps": "cv_mawps", "asdiv_a": "cv_asdiv-a"}
+_SVAMP_DIR = "mawps-asdiv-a_svamp"
+_DEMO_VARIANT = {"demo_mawps": "mawps", "demo_asdiv": "asdiv", "demo_svamp": "svamp"}
+
+
+# =============================================================================================
+# prepare
+# =============================================================================================
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _data_root(source: str | Path) -> Path:
+    """The repository's ``data/`` folder, given the repository root or ``data/`` itself."""
+    src = Path(source)
+    for cand in (src / "data", src, src / "Arithmetic_Reasoning" / "data"):
+        if (cand / "cv_mawps").is_dir() or (cand / "cv_asdiv-a").is_dir() or (cand / _SVAMP_DIR).is_dir():
+            return cand
+    raise FileNotFoundError(
+        f"{src}: no SVAMP-repository data layout found (expected data/cv_mawps, data/cv_asdiv-a or "
+        f"data/{_SVAMP_DIR}); pass the arkilpatel/SVAMP checkout or its data/ folder as --source")
+
+
+def parse_csv_row(raw: dict[str, str], path: Path, rownum: int) -> dict:
+    """One SVAMP-repository CSV row -> our row (without ``id``). Bad rows raise ValueError naming
+    the file, the row (1-based, header = row 1) and the field."""
+    where = f"{path}: row {rownum}"
+    for col in ("Question", "Numbers", "Equation"):
+        if raw.get(col) is None:
+            raise ValueError(f"{where}: missing column {col!r} (columns: {', '.join(raw)})")
+    question = " ".join(raw["Question"].split())
+    try:
+        numbers = [float(x) for x in raw["Numbers"].split()]
+    except ValueError:
+        raise ValueError(f"{where}: field 'Numbers' = {raw['Numbers']!r} is not a list of numbers") from None
+    masks = [int(m.group(1)) for m in MASK_IN_TEXT_RE.finditer(question)]
+    missing = sorted({k for k in masks if k >= len(numbers)})
+    if missing:
+        raise ValueError(f"{where}: field 'Question' has mask number{missing[0]} without a value "
+                         f"('Numbers' holds {len(numbers)} values); fix the row or drop it")
+    tokens = []
+    for tok in raw["Equation"].split():
+        tokens.append(canonical_constant(tok) if is_constant(tok) else tok)
+    try:
+        check_prefix(tokens, len(numbers))
+    except EquationError as e:
+        raise ValueError(f"{where}: field 'Equation' = {raw['Equation']!r}: {e}") from None
+    row = {"question": question, "numbers": numbers, "equation": tokens}
+    gn = raw.get("group_nums")
+    if gn:
+        try:
+            groups = ast.literal_eval(gn)  # a Python list literal; literal_eval never executes code
+            row["group_nums"] = [int(x) for x in groups]
+        except (ValueError, SyntaxError, TypeError):
+            raise ValueError(f"{where}: field 'group_nums' = {gn!r} is not a list of integers") from None
+    if raw.get("Answer") not in (None, ""):
+        try:
+            row["csv_answer"] = float(raw["Answer"])
+        except ValueError:
+            raise ValueError(f"{where}: field 'Answer' = {raw['Answer']!r} is not a number") from None
+    return row
+
+
+def read_svamp_csv(path: Path, id_prefix: str) -> tuple[list[dict], Counter]:
+    """All rows of one CSV; returns (rows, dropped reasons). Rows whose gold equation is undefined
+    (division by zero) are dropped and counted."""
+    rows, dropped = [], Counter()
+    with open(path, encoding="utf-8", newline="") as f:
+        for i, raw in enumerate(csv.DictReader(f), start=2):
+            row = parse_csv_row(raw, path, i)
+            value = evaluate_prefix(row["equation"], row["numbers"])
+            if value is None:
+                dropped["gold equation undefined (division by zero)"] += 1
+                continue
+            csv_answer = row.pop("csv_answer", None)
+            if csv_answer is not None and abs(csv_answer - value) > 1e-4 * max(1.0, abs(value)):
+                dropped["kept: Answer column differs from the equation's value (equation used)"] += 1
+            row["answer"] = value
+            row["id"] = f"{id_prefix}-{i - 1}"
+            rows.append(row)
+    return rows, dropped
+
+
+def carve_validation(train: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Split ``train`` into (train, validation) with a seeded shuffle; validation never comes from test."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+    order = list(range(len(train)))
+    random.Random(f"validation:{seed}").shuffle(order)
+    n_val = max(1, round(fraction * len(train)))
+    val_idx = set(order[:n_val])
+    return ([r for i, r in enumerate(train) if i not in val_idx], [r for i, r in enumerate(train) if i in val_idx])
+
+
+def _check_fold(dataset: str, fold: int | None, n_folds: int | None) -> None:
+    if n_folds is None:
+        if fold is not None:
+            raise ValueError(f"dataset {dataset!r} has no folds, but fold={fold} was given (drop --fold)")
+        return
+    if fold is None or not 0 <= int(fold) < n_folds:
+        raise ValueError(f"dataset {dataset!r} is {n_folds}-fold cross-validated: pass --fold K with K in "
+                         f"0..{n_folds - 1} (got {fold!r})")
+
+
+def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dict[str, Any],
+            fold: int | None = None) -> dict:
+    """Write ``out_dir/{train,validation,test}.jsonl`` for ``dataset`` (one fold for CV datasets)
+    and return the ``meta.json`` dict."""
+    if dataset not in DATASETS and settings.get("variant") is None:
+        raise ValueError(f"unknown arithmetic dataset {dataset!r} (known: {', '.join(sorted(DATASETS))})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frac = float(settings.get("validation_fraction", 0.1))
+    split_seed = int(settings.get("split_seed", 0))
+    t0 = time.time()
+    if str(source) == "synthetic":
+        splits, meta = _prepare_synthetic(dataset, settings, fold)
+    else:
+        splits, meta = _prepare_real(dataset, Path(source), fold)
+    train, validation = carve_validation(splits.pop("train"), frac, split_seed + (fold or 0))
+    splits = {"train": train, "validation": validation, **splits}
+    counts = {name: write_jsonl(out_dir / f"{name}.jsonl", rows) for name, rows in splits.items()}
+    meta.update(dataset=dataset, fold=fold, counts=counts, validation_fraction=frac, split_seed=split_seed,
+                validation_from="train (seeded shuffle)", seconds=round(time.time() - t0, 3),
+                row_schema="id, question (number0.. masks), numbers, equation (prefix), answer, [group_nums]")
+    return meta
+
+
+def _prepare_real(dataset: str, source: Path, fold: int | None) -> tuple[dict, dict]:
+    root = _data_root(source)
+    if dataset in _CV_DIRS:
+        _check_fold(dataset, fold, CV_FOLDS)
+        folder = root / _CV_DIRS[dataset] / f"fold{int(fold)}"
+        files = {"train": folder / "train.csv", "test": folder / "dev.csv"}
+    elif dataset == "svamp":
+        _check_fold(dataset, fold, None)
+        files = {"train": root / _SVAMP_DIR / "train.csv", "test": root / _SVAMP_DIR / "dev.csv"}
+    else:
+        raise ValueError(f"dataset {dataset!r} has no real source (use source: synthetic for demo datasets)")
+    splits, dropped, sha = {}, {}, {}
+    for name, path in files.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (expected the SVAMP repository's data layout under {root})")
+        rows, drop = read_svamp_csv(path, f"{dataset}{'' if fold is None else f'-fold{fold}'}-{name}")
+        splits[name] = rows
+        dropped[name] = dict(drop)
+        sha[str(path.relative_to(root))] = _sha256(path)
+    return splits, {"source": str(source), "data_root": str(root), "sha256": sha, "dropped": dropped,
+                    "test_file": str(files["test"].relative_to(root))}
+
+
+def _prepare_synthetic(dataset: str, settings: dict, fold: int | None) -> tuple[dict, dict]:
+    from .arith_generator import generate
+
+    variant = settings.get("variant", _DEMO_VARIANT.get(dataset))
+    seed = int(settings.get("world_seed", 0))
+    if variant == "svamp":
+        _check_fold(dataset, fold, None)
+        n_train, n_test = int(settings.get("n_train", 400)), int(settings.get("n_test", 200))
+        train = (generate(n_train // 2, "mawps", seed, "train-m") +
+                 generate(n_train - n_train // 2, "asdiv", seed, "train-a"))
+        test = generate(n_test, "svamp", seed + 1, "test")
+        desc = "train: union of the mawps- and asdiv-like generators; test: svamp-like variations"
+    elif variant in ("mawps", "asdiv"):
+        n_folds = int(settings.get("n_folds", CV_FOLDS))
+        _check_fold(dataset, fold, n_folds)
+        pool = generate(int(settings.get("n_problems", 500)), variant, seed, variant)
+        test = pool[int(fold)::n_folds]  # fold k = every n_folds-th problem from k (pre-assigned)
+        train = [r for i, r in enumerate(pool) if i % n_folds != int(fold)]
+        desc = f"{n_folds}-fold cross-validation over one generated pool; test = fold {fold}"
+    else:
+        raise ValueError(f"dataset {dataset!r}: unknown synthetic variant {variant!r} (set settings.variant to "
+                         "mawps, asdiv or svamp)")
+    return {"train": train, "test": test}, {"source": "synthetic", "variant": variant, "world_seed": seed,
+                                            "generator": "smcbench.tasks.arith_generator", "description": desc,
+                                            "sha256": {}, "dropped": {}}
+
+
+# =============================================================================================
+# pre-trained embedder
+# =============================================================================================
+def build_word_tokenizer(words: list[str]):
+    """A word-level RoBERTa-style tokenizer (``<s> … </s>``, pad id 1) over ``words``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    vocab = {w: i for i, w in enumerate(specials + [w for w in words if w not in specials])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                       special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
+
+
+def make_pretrained(model_name: str, entry: dict, source: str | Path, out_dir: str | Path) -> dict:
+    """The RoBERTa embedder. A local folder (Hub snapshot of ``FacebookAI/roberta-base`` or the
+    user's copy) is used in place; ``"synthetic"`` builds a word-level tokenizer over the demo
+    generator's vocabulary and a tiny ``RobertaForMaskedLM``, MLM-pre-trains it briefly on
+    generated problems and saves both (safetensors) in ``out_dir``."""
+    arch = entry.get("arch")
+    if arch not in ("gts", "graph2tree"):
+        raise ValueError(f"model {model_name!r}: unknown arithmetic arch {arch!r} (known: gts, graph2tree)")
+    out_dir = Path(out_dir)
+    if str(source) != "synthetic":
+        src = Path(source)
+        if not (src / "config.json").is_file():
+            raise FileNotFoundError(f"model {model_name!r}: {src} has no config.json (expected a RoBERTa snapshot, "
+                                    "e.g. of FacebookAI/roberta-base)")
+        return {"path": str(src), "arch": arch, "embedder": "roberta", "kind": "local"}
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    from .arith_generator import generate, vocabulary
+
+    s = dict(entry.get("settings", {}))
+    t0 = time.time()
+    seed = int(s.get("world_seed", 0))
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(vocabulary(int(s.get("max_numbers", 10))))
+    max_len = int(s.get("max_length", 64))
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=int(s.get("embedding_size", 32)),
+                           num_hidden_layers=int(s.get("num_hidden_layers", 1)),
+                           num_attention_heads=int(s.get("num_attention_heads", 2)),
+                           intermediate_size=int(s.get("intermediate_size", 64)),
+                           max_position_embeddings=max_len + 2, type_vocab_size=1, pad_token_id=1,
+                           bos_token_id=0, eos_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = RobertaForMaskedLM(config)
+    steps = int(s.get("pretrain_steps", 0))
+    losses = []
+    if steps:
+        texts = [r["question"] for v in ("mawps", "asdiv") for r in generate(300, v, seed + 1000, "pt")]
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        opt = torch.optim.AdamW(model.parameters(), lr=float(s.get("pretrain_lr", 2e-3)))
+        g = torch.Generator().manual_seed(seed)
+        bs = int(s.get("pretrain_batch_size", 32))
+        model.train()
+        for step in range(steps):
+            idx = torch.randint(0, len(texts), (bs,), generator=g)
+            ids = enc["input_ids"][idx]
+            att = enc["attention_mask"][idx]
+            special = (ids == 0) | (ids == 1) | (ids == 2)
+            pick = (torch.rand(ids.shape, generator=g) < 0.15) & ~special
+            labels = torch.where(pick, ids, torch.full_like(ids, -100))
+            inputs = torch.where(pick, torch.full_like(ids, tokenizer.mask_token_id), ids)
+            loss = model(input_ids=inputs, attention_mask=att, labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return {"path": str(out_dir), "arch": arch, "embedder": "roberta (tiny, word-level tokenizer)",
+            "kind": "synthetic", "pretrain_steps": steps,
+            "mlm_loss_first": losses[0] if losses else None, "mlm_loss_last": losses[-1] if losses else None,
+            "num_parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.time() - t0, 2)}
+
+
+# =============================================================================================
+# the task
+# =============================================================================================
+def _first_token_at(offsets: list[tuple[int, int]], char: int) -> int | None:
+    """Index of the first non-special token whose character span covers ``char``."""
+    for i, (s, e) in enumerate(offsets):
+        if e > s and s <= char < e:
+            return i
+    return None
+
+
+class ArithmeticTask(Task):
+    """GTS / Graph2Tree on one arithmetic dataset (one fold for CV datasets)."""
+
+    family = "arithmetic"
+    primary_metric = "value_accuracy"
+    higher_is_better = True
+
+    def __init__(self, dataset, settings, data_dir, pretrained_dir, seed, device="cpu"):
+        super().__init__(dataset, settings, data_dir, pretrained_dir, seed, device)
+        from transformers import AutoTokenizer
+
+        model = settings.get("model", {})
+        self.arch = model.get("arch", "gts")
+        self.ms: dict = dict(model.get("settings", {}))
+        self.training: dict = dict(settings.get("training", {}))
+        self.batch_size = int(self.training.get("batch_size", 8))
+        self.eval_batch_size = int(self.ms.get("eval_batch_size", 64))
+        self.max_length = int(self.ms.get("max_length", 256))
+        self.max_output_length = int(self.ms.get("max_output_length", 45))
+        self.beam_size = int(self.ms.get("beam_size", 1))
+        self.model_path = pretrained_path(self.pretrained_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+        self.rows = {name: read_jsonl(self.data_dir / f"{name}.jsonl")
+                     for name in ["train", "validation"] + self.eval_splits()}
+        self.vocab = self._output_vocab()
+        self._encoded = {name: self._encode(name, rows) for name, rows in self.rows.items()}
+        self._eval_cache: dict[str, list[dict]] = {}
+        self.skipped_train = [r["id"] for r in self.rows["train"] if self._target_ids(r) is None]
+        self.train_index = [i for i, r in enumerate(self.rows["train"]) if self._target_ids(r) is not None]
+        if not self.train_index:
+            raise ValueError(f"{self.data_dir}/train.jsonl: no training row fits the output vocabulary")
+        self.templates = template_counts(r["equation"] for r in self.rows["train"])
+
+    # --- data -----------------------------------------------------------------------------
+    def _output_vocab(self):
+        from .arith_models import OutputVocab
+
+        # constants that occur at least min_constant_count times in TRAIN become output words
+        # (the SVAMP code counts train+dev, which peeks at the test folds)
+        min_count = int(self.ms.get("min_constant_count", 5))
+        counts = Counter(t for r in self.rows["train"] for t in r["equation"] if is_constant(t))
+        constants = sorted((c for c, n in counts.items() if n >= min_count), key=float)
+        max_numbers = int(self.ms.get("max_numbers", 0)) or max(
+            (len(r["numbers"]) for rows in self.rows.values() for r in rows), default=1)
+        ops = [op for op in OPERATORS if any(op in r["equation"] for r in self.rows["train"])] or ["+"]
+        return OutputVocab(operators=ops, constants=constants, max_numbers=max(1, max_numbers))
+
+    def _target_ids(self, row: dict) -> list[int] | None:
+        """Output ids of the gold equation; a constant outside the vocabulary maps to a problem
+        number of the same value when there is one, else the row cannot be taught (None)."""
+        ids = []
+        for tok in row["equation"]:
+            k = self.vocab.index(tok)
+            if k is None and is_constant(tok):
+                same = [i for i, v in enumerate(row["numbers"]) if abs(v - float(tok)) < 1e-9]
+                k = self.vocab.index(f"number{same[0]}") if same else None
+            if k is None:
+                return None
+            ids.append(k)
+        return ids
+
+    def _encode(self, split: str, rows: list[dict]) -> list[dict]:
+        """Tokenize once; find the first sub-token of every number mask through the tokenizer's
+        character offsets (not word indices: those misalign with sub-word positions)."""
+        enc = self.tokenizer([r["question"] for r in rows], truncation=True, max_length=self.max_length,
+                             return_offsets_mapping=True)
+        out = []
+        for r, ids, offs in zip(rows, enc["input_ids"], enc["offset_mapping"]):
+            where = f"{self.data_dir}/{split}.jsonl: row id {r.get('id')!r}"
+            q = r["question"]
+            pos = {}
+            for m in MASK_IN_TEXT_RE.finditer(q):
+                k = int(m.group(1))
+                if k >= len(r["numbers"]):
+                    raise ValueError(f"{where}: field 'question' has mask number{k} without a value "
+                                     f"(field 'numbers' holds {len(r['numbers'])})")
+                if k in pos:
+                    continue
+                t = _first_token_at(offs, m.start())
+                if t is None:
+                    raise ValueError(f"{where}: mask number{k} falls beyond max_length={self.max_length} tokens "
+                                     "(raise settings.max_length)")
+                pos[k] = t
+            try:
+                check_prefix(r["equation"], len(r["numbers"]))
+            except EquationError as e:
+                raise ValueError(f"{where}: field 'equation': {e}") from None
+            n = len(r["numbers"])
+            # a number whose mask is not in the text (rare) points at <s>
+            num_pos = [pos.get(k, 0) for k in range(n)]
+            item = {"ids": ids, "num_pos": num_pos, "targets": self._target_ids(r)}
+            if self.arch == "graph2tree":
+                item["cells"] = self._quantity_cells(r, offs, pos)
+            out.append(item)
+        return out
+
+    def _quantity_cells(self, row: dict, offs, mask_pos: dict[int, int]) -> list[int]:
+        """Token positions of the quantity cells: the row's ``group_nums`` word indices (real data)
+        or each mask with its neighbouring words (synthetic), mapped to first sub-tokens."""
+        q = row["question"]
+        spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", q)]
+        words = row.get("group_nums")
+        if words is None:
+            mask_words = [i for i, (s, e) in enumerate(spans) if MASK_IN_TEXT_RE.fullmatch(q[s:e])]
+            words = sorted({j for i in mask_words for j in (i - 1, i, i + 1) if 0 <= j < len(spans)})
+        cells = []
+        for w in words:
+            if 0 <= w < len(spans):
+                t = _first_token_at(offs, spans[w][0])
+                if t is not None:
+                    cells.append(t)
+        return sorted(set(cells) | set(mask_pos.values()))
+
+    def _collate(self, split: str, index: list[int], with_targets: bool) -> dict:
+        items = [self._encoded[split][i] for i in index]
+        rows = [self.rows[split][i] for i in index]
+        B = len(items)
+        S = max(len(it["ids"]) for it in items)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 1
+        ids = torch.full((B, S), pad_id, dtype=torch.long)
+        att = torch.zeros((B, S), dtype=torch.long)
+        N = self.vocab.max_numbers
+        num_pos = torch.zeros((B, N), dtype=torch.long)
+        num_valid = torch.zeros((B, N), dtype=torch.bool)
+        for b, it in enumerate(items):
+            ids[b, :len(it["ids"])] = torch.tensor(it["ids"])
+            att[b, :len(it["ids"])] = 1
+            n = min(N, len(it["num_pos"]))
+            num_pos[b, :n] = torch.tensor(it["num_pos"][:n])
+            num_valid[b, :n] = True
+        batch = {"input_ids": ids, "attention_mask": att, "lengths": att.sum(1), "num_pos": num_pos,
+                 "num_valid": num_valid, "index": index}
+        if with_targets:
+            T = max(len(it["targets"]) for it in items)
+            tg = torch.full((B, T), -1, dtype=torch.long)
+            for b, it in enumerate(items):
+                tg[b, :len(it["targets"])] = torch.tensor(it["targets"])
+            batch["targets"] = tg
+        if self.arch == "graph2tree":
+            batch["graphs"] = self._graphs(items, rows, S)
+        return {k: (v.to(self.device) if isinstance(v, torch.Tensor) and k != "lengths" else v)
+                for k, v in batch.items()}
+
+    @staticmethod
+    def _graphs(items: list[dict], rows: list[dict], S: int) -> torch.Tensor:
+        """Row-normalized adjacency [B, 2, S, S]: 0 = quantity comparison (an edge from the larger
+        number's position to the smaller's), 1 = quantity cell (cell tokens fully connected);
+        self-loops on every real token."""
+        B = len(items)
+        g = torch.zeros(B, 2, S, S)
+        for b, (it, r) in enumerate(zip(items, rows)):
+            n = len(it["ids"])
+            eye = torch.arange(n)
+            g[b, :, eye, eye] = 1.0
+            pos = it["num_pos"]
+            vals = r["numbers"]
+            for i in range(len(pos)):
+                for j in range(len(pos)):
+                    if i != j and vals[i] > vals[j]:
+                        g[b, 0, pos[i], pos[j]] = 1.0
+            cells = torch.tensor(it["cells"], dtype=torch.long)
+            if cells.numel():
+                g[b, 1, cells.unsqueeze(1), cells.unsqueeze(0)] = 1.0
+        return g / g.sum(-1, keepdim=True).clamp_min(1.0)
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.train_index) // self.batch_size)
+
+    def train_batches(self, epoch: int) -> Iterator[dict]:
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        order = [self.train_index[i] for i in torch.randperm(len(self.train_index), generator=g).tolist()]
+        for s in range(0, len(order), self.batch_size):
+            yield self._collate("train", order[s:s + self.batch_size], with_targets=True)
+
+    # --- model ----------------------------------------------------------------------------
+    def build_model(self) -> torch.nn.Module:
+        from transformers import RobertaModel
+
+        from .arith_models import MathSolver
+
+        roberta = RobertaModel.from_pretrained(str(self.model_path), add_pooling_layer=False)
+        hidden = int(self.ms.get("hidden_size", 512 if self.arch == "gts" else 384))
+        # the decoder is new: its init derives from the run seed only (LTH rewinds to it)
+        state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)
+        model = MathSolver(roberta, self.arch, self.vocab, hidden=hidden,
+                           lstm_layers=int(self.ms.get("lstm_layers", 2)),
+                           op_embed_size=int(self.ms.get("op_embed_size", roberta.config.hidden_size)),
+                           dropout=float(self.ms.get("dropout", 0.5)))
+        torch.random.set_rng_state(state)
+        return model.to(self.device)
+
+    def param_groups(self, model, lr: float, weight_decay: float) -> list[dict]:
+        """Two learning rates, as in the paper: ``embedding_lr`` for RoBERTa, ``lr`` for the rest."""
+        emb_lr = float(self.ms.get("embedding_lr", lr))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            no_decay = p.ndim < 2 or "norm" in name.lower()
+            groups.setdefault((name.startswith("roberta."), no_decay), []).append(p)
+        return [{"params": ps, "lr": emb_lr if is_emb else lr, "weight_decay": 0.0 if nd else weight_decay}
+                for (is_emb, nd), ps in sorted(groups.items())]
+
+    def loss(self, model, batch) -> torch.Tensor:
+        return model(batch)
+
+    # --- evaluation -----------------------------------------------------------------------
+    def _eval_batches(self, split: str) -> list[dict]:
+        if split not in self._eval_cache:
+            if split not in self.rows:
+                raise ValueError(f"unknown split {split!r} (have: {', '.join(self.rows)})")
+            n = len(self.rows[split])
+            self._eval_cache[split] = [self._collate(split, list(range(s, min(n, s + self.eval_batch_size))), False)
+                                       for s in range(0, n, self.eval_batch_size)]
+        return self._eval_cache[split]
+
+    def predict(self, model, split: str) -> list[list[str]]:
+        """Predicted prefix equations (tokens) for every row of ``split``."""
+        was_training = model.training
+        model.eval()
+        preds: list[list[str]] = []
+        with torch.no_grad():
+            for batch in self._eval_batches(split):
+                if self.beam_size > 1:
+                    from .arith_search import beam_search
+
+                    seqs = beam_search(model, batch, self.beam_size, self.max_output_length)
+                else:
+                    seqs = model.decode(batch, None, max_len=self.max_output_length)
+                preds.extend([self.vocab.token(k) for k in s] for s in seqs)
+        model.train(was_training)
+        return preds
+
+    def _score(self, split: str, preds: list[list[str]]) -> dict[str, float]:
+        rows = self.rows[split]
+        correct = equal = 0
+        for r, p in zip(rows, preds):
+            try:
+                value = evaluate_prefix(p, r["numbers"]) if p else None
+            except EquationError:
+                value = None
+            gold = r["answer"]
+            same = p == r["equation"]
+            correct += bool(same or values_match(value, gold))
+            equal += same
+        n = len(rows)
+        return {"value_accuracy": 100.0 * correct / max(1, n), "equation_accuracy": 100.0 * equal / max(1, n),
+                "value_correct": float(correct), "value_total": float(n)}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        return self._score(split, self.predict(model, split))
+
+    def baseline(self, split: str) -> dict[str, float]:
+        """The most frequent training equation template that fits the problem (its masks exist),
+        instantiated with the problem's numbers."""
+        preds = [most_frequent_fitting(self.templates, len(r["numbers"])) or [] for r in self.rows[split]]
+        return self._score(split, preds)
+
+    def signature(self) -> str:
+        decoding = f"beam{self.beam_size}" if self.beam_size > 1 else "greedy"
+        return (f"value_accuracy|abs_tol:1e-4|gold:equation_value|decoding:{decoding}|max_out:{self.max_output_length}"
+                f"|numbers:first_subtoken_by_offsets|family:arithmetic")
+
+
+TASK = ArithmeticTask
+
+__all__ = ["DATASETS", "TASK", "ArithmeticTask", "prepare", "make_pretrained", "parse_csv_row"]
