@@ -325,7 +325,9 @@ class ArithmeticTask(Task):
         self.arch = model.get("arch", "gts")
         self.ms: dict = dict(model.get("settings", {}))
         self.training: dict = dict(settings.get("training", {}))
-        self.batch_size = int(self.training.get("batch_size", 8))
+        # model settings may override the dataset's recipe: the paper trains GTS and Graph2Tree with
+        # different learning rates (1e-3 / 8e-4) and Graph2Tree's scripts always use batch 8
+        self.batch_size = int(self.ms.get("batch_size", self.training.get("batch_size", 8)))
         self.eval_batch_size = int(self.ms.get("eval_batch_size", 64))
         self.max_length = int(self.ms.get("max_length", 256))
         self.max_output_length = int(self.ms.get("max_output_length", 45))
@@ -503,7 +505,9 @@ class ArithmeticTask(Task):
         return model.to(self.device)
 
     def param_groups(self, model, lr: float, weight_decay: float) -> list[dict]:
-        """Two learning rates, as in the paper: ``embedding_lr`` for RoBERTa, ``lr`` for the rest."""
+        """Two learning rates, as in the paper: ``embedding_lr`` for RoBERTa, ``lr`` for the rest
+        (the model settings' ``lr``, when given, overrides the dataset's)."""
+        lr = float(self.ms.get("lr", lr))
         emb_lr = float(self.ms.get("embedding_lr", lr))
         groups: dict[tuple[bool, bool], list] = {}
         for name, p in model.named_parameters():
