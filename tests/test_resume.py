@@ -201,3 +201,74 @@ def test_sigterm_ends_the_process_with_distinct_code(tmp_path):
     assert proc.returncode == PREEMPTED_EXIT_CODE, proc.stderr
     state = Checkpointer(tmp_path, log=lambda s: None).load()
     assert state["step"] == 2 and torch.equal(state["w"], torch.full((2,), 2.0))
+
+
+# --- the real training loop: interrupt a demo run with SIGTERM, resume, compare -----------------
+@pytest.fixture(scope="module")
+def demo_run_inputs(tmp_path_factory):
+    """A tiny prepared synthetic commonsense dataset and a briefly pre-trained tiny RoBERTa."""
+    from smcbench import config as C
+    from smcbench.tasks import family_module
+    from smcbench.tasks.base import write_json_atomic
+
+    root = tmp_path_factory.mktemp("demo")
+    cfg = C.load_config(os.path.join(os.path.dirname(__file__), "..", "workflow", "configs", "demo.yaml"))
+    ds = cfg["datasets"]["demo_cs_easy"]
+    ds["settings"].update(n_train=96, n_test=32)
+    ds["training"].update(epochs=2, batch_size=16)
+    model = cfg["models"]["demo_roberta"]
+    model["settings"].update(pretrain_steps=4)
+    cfg["methods"]["gmp"] = {"t0": 0.1, "t1": 0.8, "delta_t": 3}   # prunes before and after the kill
+    family = family_module("commonsense")
+    write_json_atomic(root / "data" / "meta.json", family.prepare("demo_cs_easy", "synthetic", root / "data", ds["settings"]))
+    write_json_atomic(root / "pre" / "pretrained.json",
+                      family.make_pretrained("demo_roberta", {**model, "family": "commonsense"}, "synthetic", root / "pre"))
+    params = json.loads(C.train_params(cfg, "demo_cs_easy", "demo_roberta", "gmp", "paper", C.level_tag(2)))
+    return root, params
+
+
+def _run(root, params, out, monkeypatch=None, kill_at=None):
+    from smcbench.checkpoint import Checkpointer as Ckpt
+    from smcbench.train import RunSpec, run_training
+
+    if kill_at is not None:
+        original = Ckpt.maybe_save
+
+        def maybe_save_with_kill(self, step, state_fn):
+            if step == kill_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original(self, step, state_fn)
+
+        monkeypatch.setattr(Ckpt, "maybe_save", maybe_save_with_kill)
+    spec = RunSpec(params=params, data_dir=root / "data", pretrained_dir=root / "pre", out_dir=out, seed=0,
+                   log=lambda s: None)
+    return run_training(spec)
+
+
+def test_training_killed_mid_epoch_resumes_to_identical_results(demo_run_inputs, tmp_path, monkeypatch):
+    from smcbench.sparsity.mask import Mask
+
+    monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "0")   # save only on the signal
+    root, params = demo_run_inputs
+    torch.set_num_threads(1)
+    ref = _run(root, params, tmp_path / "ref")
+    assert ref["selection"]["total_steps"] == 12 and ref["method"] == "gmp"
+
+    out = tmp_path / "killed"
+    with pytest.raises(Preempted) as info:
+        _run(root, params, out, monkeypatch, kill_at=5)          # mid-epoch 0, after 1 GMP prune
+    assert info.value.code == PREEMPTED_EXIT_CODE
+    assert not (out / "metrics.json").exists()                   # no half-finished outputs
+    assert (out / ".checkpoint" / "state.json").exists()
+    monkeypatch.undo()
+    monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "0")
+    resumed = _run(root, params, out)
+
+    for key in ("rows", "history", "selection", "realized_sparsity", "mask_sparsity", "final_train_loss"):
+        assert resumed[key] == ref[key], key
+    assert (tmp_path / "ref" / "layerwise.csv").read_text() == (out / "layerwise.csv").read_text()
+    a, b = Mask.load(tmp_path / "ref" / "mask.safetensors"), Mask.load(out / "mask.safetensors")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert not (out / ".checkpoint").exists()

@@ -34,6 +34,7 @@ different fingerprint (the config changed between attempts) is discarded, never 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -50,6 +51,8 @@ import torch
 #: exit status of a job that saved its checkpoint after SIGTERM/SIGUSR1 and stopped (EX_TEMPFAIL)
 PREEMPTED_EXIT_CODE = 75
 FORMAT = "smcbench-checkpoint/1"
+ENV_MINUTES = "SMCBENCH_CHECKPOINT_MINUTES"
+DEFAULT_MINUTES = 10.0
 _STATE = "state.json"
 
 
@@ -188,7 +191,7 @@ class Checkpointer:
         self.dir = Path(run_dir) / ".checkpoint"
         self.every_seconds = float(every_minutes) * 60.0
         self.enabled = enabled
-        self.fingerprint = str(fingerprint)
+        self.fingerprint = hashlib.sha256(str(fingerprint).encode()).hexdigest()[:16] if fingerprint else ""
         self.log = log
         self._signal: int | None = None
         self._previous: dict[int, Any] = {}
@@ -196,6 +199,25 @@ class Checkpointer:
         if enabled and threading.current_thread() is threading.main_thread():
             for sig in signals:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    @classmethod
+    def from_env(cls, run_dir: str | os.PathLike, fingerprint: str = "",
+                 log: Callable[[str], None] = print) -> "Checkpointer":
+        """The training jobs' checkpointer, tuned by ``SMCBENCH_CHECKPOINT_MINUTES``: minutes between
+        periodic saves (default 10), ``0`` to save only on SIGTERM/SIGUSR1, ``off`` to disable.
+
+        An environment variable, not a job param: it never changes results, so changing it must
+        not make Snakemake rerun jobs. SLURM jobs inherit it (the plugin submits ``--export=ALL``).
+        """
+        raw = os.environ.get(ENV_MINUTES, "").strip().lower()
+        if raw in ("off", "no", "false", "none", "disabled"):
+            return cls(run_dir, enabled=False, fingerprint=fingerprint, log=log)
+        try:
+            minutes = float(raw) if raw else DEFAULT_MINUTES
+        except ValueError:
+            raise ValueError(f"{ENV_MINUTES}={raw!r} is not a number of minutes "
+                             "(use e.g. 10, 0 for signal-only, or off)") from None
+        return cls(run_dir, every_minutes=minutes, fingerprint=fingerprint, log=log)
 
     # --- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import torch
 
+from .checkpoint import Checkpointer, restore_rng_state
 from .sparsity.base import SparsityContext
 from .sparsity.mask import Mask
 from .sparsity.registry import build_method, method_info
@@ -298,12 +299,43 @@ def run_training(spec: RunSpec) -> dict:
 
     model.train()
     step = 0
-    bar = tqdm(total=total_steps, desc=f"{p['dataset']}/{name}/{scope_name}/s={target:.3f}", mininterval=2.0,
+    # Preemption safety: resume from the last checkpoint of this exact job (same params, seed,
+    # inputs); save every few minutes and on SIGTERM/SIGUSR1 (see checkpoint.py).
+    ckpt = Checkpointer.from_env(spec.out_dir, json.dumps([p, spec.seed, str(spec.start_weights), str(spec.prev_mask)],
+                                                          sort_keys=True, default=str), spec.log)
+    epoch, batch_in_epoch, last_loss = 0, 0, float("nan")
+
+    def resume_state() -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "mask": dict(method.mask) if method.mask is not None else None,
+                "method_history": getattr(method, "history", None), "best": best, "compat": compat,
+                "history": history, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "last_loss": last_loss}
+
+    resumed = ckpt.load()
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        if scaler is not None:
+            scaler.load_state_dict(resumed["scaler"])
+        for n, t in (resumed["mask"] or {}).items():
+            method.mask[n].copy_(t)
+        if resumed["method_history"] is not None:
+            method.history = resumed["method_history"]
+        best.update(resumed["best"])
+        compat.update(resumed["compat"])
+        history[:] = resumed["history"]
+        step, epoch, batch_in_epoch, last_loss = (resumed["step"], resumed["epoch"], resumed["batch_in_epoch"],
+                                                  resumed["last_loss"])
+        restore_rng_state(resumed["rng"])
+    bar = tqdm(total=total_steps, initial=step, desc=f"{p['dataset']}/{name}/{scope_name}/s={target:.3f}", mininterval=2.0,
                disable=bool(os.environ.get("SMCBENCH_NO_PROGRESS")), leave=False)
-    epoch = 0
-    last_loss = float("nan")
     while step < total_steps:
-        for batch in task.train_batches(epoch):
+        batches = task.train_batches(epoch)
+        for _ in range(batch_in_epoch):  # resumed mid-epoch: skip the batches already trained on
+            next(batches, None)
+        for batch in batches:
             if step >= total_steps:
                 break
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -332,7 +364,10 @@ def run_training(spec: RunSpec) -> dict:
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
                 evaluate_and_select(step)
+            batch_in_epoch += 1
+            ckpt.maybe_save(step, resume_state)
         epoch += 1
+        batch_in_epoch = 0
     bar.close()
     final_mask = method.on_train_end(ctx)
     if best["state"] is None:  # no eligible evaluation (should not happen: the last step is evaluated)
@@ -387,6 +422,7 @@ def run_training(spec: RunSpec) -> dict:
         except Exception as e:  # stats are informative only
             metrics["method_stats"] = {"error": repr(e)}
     write_json(spec.out_dir / "metrics.json", metrics)
+    ckpt.clear()
     primary = next((r["value"] for r in rows if r["split"] != "validation" and r["metric"] == task.primary_metric), None)
     spec.log(f"done {run_label}: {task.primary_metric}={primary} realized_sparsity={realized:.4f} "
              f"target={target:.4f} steps={total_steps} in {metrics['wall_time_s']:.1f}s")
