@@ -10,6 +10,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 import torch.nn.functional as F
 
+# Tiny models: one intra-op thread is fastest, and avoids OpenMP spin-waiting against the other
+# pytest-xdist worker (measured: a tiny RoBERTa step took 2 s with 2 threads on a loaded 2-core box,
+# 10-20 ms with 1).
+torch.set_num_threads(1)
+
 from smcbench.sparsity.base import SparsityContext
 from smcbench.sparsity.scopes import resolve_scope
 
