@@ -382,10 +382,11 @@ def run_training(spec: RunSpec) -> dict:
     rows = []
     splits = ["validation"] + task.eval_splits()
     for split in splits:
-        res = task.evaluate(model, split)
+        res = dict(task.evaluate(model, split))
+        n = res.pop("n", None)  # a task may report its number of examples alongside its metrics
         base = task.baseline(split) if split != "validation" else {}
         for metric, v in res.items():
-            rows.append({"split": split, "metric": metric, "value": v,
+            rows.append({"split": split, "metric": metric, "value": v, "n": n,
                          "value_best_on_test": compat.get((split, metric)) if split != "validation" else None,
                          "baseline": base.get(metric)})
     spec.out_dir.mkdir(parents=True, exist_ok=True)
