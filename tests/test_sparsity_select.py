@@ -115,3 +115,12 @@ def test_layerwise_exact_per_tensor():
         assert int((~s.mask[n]).sum()) == want[n]
         ref = select_global_reference({n: t}, want[n], absolute=True)
         assert torch.equal(ref.mask[n], s.mask[n])
+
+
+def test_global_threshold_alone_matches_the_selection():
+    scores = _scores(torch.bfloat16, seed=5)
+    full = select_global(scores, 700, absolute=True)
+    only = sel_mod.global_threshold(scores, 700, absolute=True)
+    assert only == {"threshold": full.threshold, "ties_at_threshold": full.ties_at_threshold,
+                    "ties_pruned": full.ties_pruned}
+    assert sel_mod.global_threshold(scores, 0)["threshold"] is None

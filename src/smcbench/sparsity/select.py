@@ -130,6 +130,55 @@ def _chunks(name: str, scores: torch.Tensor, eligible: Mapping[str, torch.Tensor
 
 # --- selection ---------------------------------------------------------------------------------
 
+def _kth_key(scores: Mapping[str, torch.Tensor], names: list[str], k: int, absolute: bool,
+             eligible: Mapping[str, torch.Tensor] | None) -> tuple[int, int, int]:
+    """Passes 1-2: the exact k-th smallest key (1-based), how many keys equal it, and how many of
+    those fall within the k smallest."""
+    device = scores[names[0]].device
+    # pass 1: top 16 bits
+    hist = torch.zeros(_BINS, dtype=torch.int64, device=device)
+    for n in names:
+        for _, keys in _chunks(n, scores[n], eligible, absolute, check_nan=True):
+            top = (keys >> 16).add_(_OFFSET)
+            hist += torch.bincount(top, minlength=_BINS).to(device)
+    cum = hist.cumsum(0)
+    bucket = int(torch.searchsorted(cum, torch.tensor([k], device=device)).item())
+    below = int(cum[bucket - 1].item()) if bucket > 0 else 0
+    # pass 2: low 16 bits inside the bucket
+    hist2 = torch.zeros(_BINS, dtype=torch.int64, device=device)
+    high = bucket - _OFFSET
+    for n in names:
+        for _, keys in _chunks(n, scores[n], eligible, absolute):
+            inside = keys[(keys >> 16) == high]
+            if inside.numel():
+                hist2 += torch.bincount(inside & 0xFFFF, minlength=_BINS).to(device)
+    cum2 = hist2.cumsum(0)
+    low = int(torch.searchsorted(cum2, torch.tensor([k - below], device=device)).item())
+    below += int(cum2[low - 1].item()) if low > 0 else 0
+    kth = high * (1 << 16) + low
+    ties = int(hist2[low].item())
+    return kth, ties, k - below  # the last: how many of the ties to prune, 1..ties
+
+
+def global_threshold(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolute: bool = False,
+                     eligible: Mapping[str, torch.Tensor] | None = None) -> dict:
+    """Only the exact threshold of :func:`select_global` (passes 1-2, no mask is written).
+
+    Returns ``{"threshold", "ties_at_threshold", "ties_pruned"}``; ``threshold`` is the
+    ``num_prune``-th smallest score (as fp32), ``None`` when ``num_prune`` is 0.
+    """
+    names = list(scores)
+    numel = sum(scores[n].numel() for n in names)
+    k = int(num_prune)
+    if not 0 <= k <= numel:
+        raise ValueError(f"cannot prune {k} of {numel} entries")
+    if k == 0:
+        return {"threshold": None, "ties_at_threshold": 0, "ties_pruned": 0}
+    kth, ties, quota = _kth_key(scores, names, k, absolute, eligible)
+    return {"threshold": None if kth == _INT32_MIN else _key_to_float(kth),
+            "ties_at_threshold": ties, "ties_pruned": quota}
+
+
 def select_global(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolute: bool = False,
                   eligible: Mapping[str, torch.Tensor] | None = None) -> Selection:
     """Prune exactly the ``num_prune`` lowest scores over all tensors together.
@@ -176,30 +225,7 @@ def select_global(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolut
                 for n in names}
         return Selection(mask, k, numel)
 
-    device = scores[names[0]].device
-    # pass 1: top 16 bits
-    hist = torch.zeros(_BINS, dtype=torch.int64, device=device)
-    for n in names:
-        for _, keys in _chunks(n, scores[n], eligible, absolute, check_nan=True):
-            top = (keys >> 16).add_(_OFFSET)
-            hist += torch.bincount(top, minlength=_BINS).to(device)
-    cum = hist.cumsum(0)
-    bucket = int(torch.searchsorted(cum, torch.tensor([k], device=device)).item())
-    below = int(cum[bucket - 1].item()) if bucket > 0 else 0
-    # pass 2: low 16 bits inside the bucket
-    hist2 = torch.zeros(_BINS, dtype=torch.int64, device=device)
-    high = bucket - _OFFSET
-    for n in names:
-        for _, keys in _chunks(n, scores[n], eligible, absolute):
-            inside = keys[(keys >> 16) == high]
-            if inside.numel():
-                hist2 += torch.bincount(inside & 0xFFFF, minlength=_BINS).to(device)
-    cum2 = hist2.cumsum(0)
-    low = int(torch.searchsorted(cum2, torch.tensor([k - below], device=device)).item())
-    below += int(cum2[low - 1].item()) if low > 0 else 0
-    kth = high * (1 << 16) + low
-    ties = int(hist2[low].item())
-    quota = k - below  # how many of the ties to prune, 1..ties
+    kth, ties, quota = _kth_key(scores, names, k, absolute, eligible)
     ties_pruned = quota
     # pass 3: write the masks
     mask: dict[str, torch.Tensor] = {}
