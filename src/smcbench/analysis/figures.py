@@ -90,7 +90,8 @@ def plot_curves(points: "pd.DataFrame", variant: str | None = None, title: str |
     for ds, _, sp in keys:
         splits_per.setdefault(ds, set()).add(sp)
     styles = method_styles(sorted(set(points["method"])))
-    variants = sorted(set(sparse[variant])) if variant else [None]
+    # variants keep their order of appearance: the first one is drawn solid
+    variants = list(dict.fromkeys(sparse[variant])) if variant else [None]
     fig, axes = panel_grid(len(keys))
     handles: dict = {}
     panels = {}
