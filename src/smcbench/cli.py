@@ -84,14 +84,18 @@ def cmd_prepare(a) -> int:
     from .tasks import dataset_family, family_module
     from .tasks.base import write_json_atomic
 
-    family = a.family or dataset_family(a.dataset)
+    try:
+        family = a.family or dataset_family(a.dataset)
+        module = family_module(family)
+    except ValueError as e:
+        return _fail(str(e))
     settings = _json_arg(a.settings) if a.settings else {}
     a.repo_type = "dataset"
     source = _local_source(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        meta = family_module(family).prepare(a.dataset, source, out, settings,
+        meta = module.prepare(a.dataset, source, out, settings,
                                              fold=None if a.fold in (None, "all") else int(a.fold))
     except (ValueError, FileNotFoundError) as e:
         return _fail(f"prepare {a.dataset}: {e}")
