@@ -77,13 +77,14 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
     ref, ref_best = _toy_train(tmp_path / "ref")
     run = tmp_path / "run"
     with pytest.raises(Preempted) as info:
         _toy_train(run, interrupt_at=9)
     assert info.value.code == PREEMPTED_EXIT_CODE and info.value.step == 9
     assert (run / ".checkpoint" / "state.json").exists()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # handlers given back
+    assert signal.getsignal(signal.SIGTERM) is before              # handlers given back
     resumed, best = _toy_train(run)
     assert _same_weights(ref, resumed)
     assert best == ref_best
@@ -168,6 +169,7 @@ def test_other_fingerprint_or_garbage_is_not_resumed(tmp_path):
 
 
 def test_periodic_save_and_disabled(tmp_path, monkeypatch):
+    before = signal.getsignal(signal.SIGTERM)
     clock = [100.0]
     monkeypatch.setattr("smcbench.checkpoint.time.monotonic", lambda: clock[0])
     ckpt = Checkpointer(tmp_path / "on", every_minutes=2, log=lambda s: None)
@@ -181,7 +183,7 @@ def test_periodic_save_and_disabled(tmp_path, monkeypatch):
     off = Checkpointer(tmp_path / "off", every_minutes=0.001, enabled=False)
     clock[0] += 1000
     assert not off.maybe_save(0, state_fn) and off.load() is None
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before
     assert not (tmp_path / "off").exists()
 
 

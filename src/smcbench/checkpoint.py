@@ -41,6 +41,7 @@ import random
 import shutil
 import signal
 import threading
+import weakref
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -169,6 +170,26 @@ def _fsync_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _flag_setter(ref: "weakref.ref[Checkpointer]") -> Callable[[int, Any], None]:
+    def on_signal(signum: int, frame: Any) -> None:
+        # Only set a flag: the loop saves at its next step boundary, where the state is consistent.
+        ckpt = ref()
+        if ckpt is not None:
+            ckpt._signal = signum
+
+    return on_signal
+
+
+def _restore_handlers(previous: dict[int, Any], ours: Callable) -> None:
+    """Give back the handlers replaced by ``ours`` (unless someone replaced ours since)."""
+    for sig, handler in previous.items():
+        try:
+            if signal.getsignal(sig) is ours:
+                signal.signal(sig, handler)
+        except ValueError:  # not the main thread (a finalizer run by the GC elsewhere)
+            pass
+
+
 # --- the checkpointer --------------------------------------------------------------------------
 class Checkpointer:
     """Periodic and signal-triggered resumable checkpoints of one training run.
@@ -194,11 +215,16 @@ class Checkpointer:
         self.fingerprint = hashlib.sha256(str(fingerprint).encode()).hexdigest()[:16] if fingerprint else ""
         self.log = log
         self._signal: int | None = None
-        self._previous: dict[int, Any] = {}
         self._last_save = time.monotonic()
+        previous: dict[int, Any] = {}
+        # The handler holds the checkpointer weakly, and a finalizer gives the previous handlers
+        # back when it is collected: a run that ends in an exception (no close()) does not leave
+        # SIGTERM swallowed in a process that goes on (tests, notebooks).
+        self._handler = _flag_setter(weakref.ref(self))
         if enabled and threading.current_thread() is threading.main_thread():
             for sig in signals:
-                self._previous[sig] = signal.signal(sig, self._on_signal)
+                previous[sig] = signal.signal(sig, self._handler)
+        self._finalizer = weakref.finalize(self, _restore_handlers, previous, self._handler)
 
     @classmethod
     def from_env(cls, run_dir: str | os.PathLike, fingerprint: str = "",
@@ -220,10 +246,6 @@ class Checkpointer:
         return cls(run_dir, every_minutes=minutes, fingerprint=fingerprint, log=log)
 
     # --- signals ---------------------------------------------------------------------------
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        # Only set a flag: the loop saves at its next step boundary, where the state is consistent.
-        self._signal = signum
-
     @property
     def signalled(self) -> bool:
         """True once SIGTERM/SIGUSR1 arrived (the next :meth:`maybe_save` saves and stops)."""
@@ -231,9 +253,7 @@ class Checkpointer:
 
     def close(self) -> None:
         """Put the previous signal handlers back (idempotent)."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
+        self._finalizer()
 
     def __enter__(self) -> "Checkpointer":
         return self
@@ -290,6 +310,9 @@ class Checkpointer:
     def load(self, device: str | torch.device = "cpu") -> dict[str, Any] | None:
         """The last checkpoint's state dict (``step``, ``rng`` and what ``state_fn`` returned),
         or None when there is none, it is unreadable, or it belongs to another fingerprint."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
         path = self.dir / _STATE
         if not self.enabled or not path.exists():
             return None
@@ -302,11 +325,9 @@ class Checkpointer:
                          f"(fingerprint {doc.get('fingerprint')!r} != {self.fingerprint!r})")
                 self.clear()
                 return None
-            from safetensors.torch import load_file
-
             tensors = load_file(str(self.dir / doc["tensors"]), device=str(device))
             state = _unflatten(doc["state"], tensors)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
             self.log(f"checkpoint: ignoring unreadable checkpoint in {self.dir} ({e}); starting over")
             return None
         self.log(f"checkpoint: resuming from step {state['step']} ({self.dir})")

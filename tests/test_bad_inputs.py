@@ -1,0 +1,339 @@
+"""Every row of docs/bad-inputs.md: a bad input gets a clear error (naming the bad value and the
+valid choices or the fix) before or at the start of the job, never a traceback deep in torch.
+
+Each test is named after its row. Rows caught by ``validate_config`` (what the Snakefile runs
+before planning any job) are checked there; rows caught only when a job starts are checked at
+that entry point (``prepare``, ``make_pretrained``, the training loop, the SLURM plugin).
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from smcbench import config as C
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "workflow" / "configs" / "demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo_cfg() -> dict:
+    return C.load_config(DEMO)
+
+
+def rejects(cfg: dict, mutate, *fragments: str) -> str:
+    """Apply ``mutate`` to a copy of ``cfg``; assert validate_config raises ConfigError whose
+    message holds every fragment. Returns the message."""
+    bad = copy.deepcopy(cfg)
+    mutate(bad)
+    with pytest.raises(C.ConfigError) as info:
+        C.validate_config(bad)
+    msg = str(info.value)
+    for f in fragments:
+        assert f in msg, f"{f!r} not in {msg!r}"
+    return msg
+
+
+# --- names ------------------------------------------------------------------------------------
+def test_unknown_method_name(demo_cfg):
+    rejects(demo_cfg, lambda c: c["run_methods"].append("SNIP"), "'SNIP'", "known:", "snip+rigl")
+    rejects(demo_cfg, lambda c: c["methods"].__setitem__("magnitude", {}), "'magnitude'", "omp_after")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("method_overrides", {"gmpp": {}}),
+            "'gmpp'", "gmp")
+
+
+def test_method_in_run_methods_without_settings(demo_cfg):
+    def drop_gmp(c):
+        del c["methods"]["gmp"]
+
+    rejects(demo_cfg, drop_gmp, "'gmp'", "config.methods")
+
+
+def test_unknown_scope_name(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("scope", "everything"),
+            "'everything'", "paper", "no_embeddings")
+    rejects(demo_cfg, lambda c: c["extra_runs"][0].__setitem__("scope", "modules:Q+X"), "Q+X", "FFN")
+
+
+def test_unknown_dataset_name(demo_cfg):
+    rejects(demo_cfg, lambda c: c["extra_runs"][0]["datasets"].append("csqa"), "'csqa'", "demo_cs_easy")
+
+
+def test_unknown_dataset_name_for_its_family_loader(tmp_path):
+    """A config key the family has no loader for is refused when its prepare job starts."""
+    from smcbench.tasks import family_module
+
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ValueError, match=r"no commonsense loader for dataset 'csqa_typo' \(known: csqa"):
+        family_module("commonsense").prepare("csqa_typo", str(tmp_path / "src"), tmp_path / "out", {})
+
+
+def test_unknown_family_name(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("family", "commonsence"),
+            "'commonsence'", "commonsense")
+
+
+# --- levels, seeds, device ----------------------------------------------------------------------
+@pytest.mark.parametrize("levels", [[0], [0.2], [21], [], "1,2", [True]])
+def test_bad_levels(demo_cfg, levels):
+    rejects(demo_cfg, lambda c: c.__setitem__("levels", levels), "level")
+
+
+def test_bad_levels_per_dataset(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("levels", [-1]),
+            "datasets.demo_cs_easy.levels")
+
+
+@pytest.mark.parametrize("seeds", [[-1], [], [0.5], "0"])
+def test_bad_seeds(demo_cfg, seeds):
+    rejects(demo_cfg, lambda c: c.__setitem__("seeds", seeds), "seeds")
+
+
+def test_bad_device_rejected_by_schema(demo_cfg):
+    """The Snakefile validates the config against the JSON schema before anything runs."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    bad = copy.deepcopy(demo_cfg)
+    bad["device"] = "gpu"
+    with pytest.raises(WorkflowError, match="gpu"):
+        validate(bad, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+# --- paths and files ------------------------------------------------------------------------------
+def test_missing_local_path(demo_cfg, tmp_path):
+    missing = str(tmp_path / "no" / "such" / "csqa")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("source", missing),
+            "datasets.demo_cs_easy.source", missing, "does not exist")
+    rejects(demo_cfg, lambda c: c["models"]["demo_roberta"].__setitem__("source", missing),
+            "models.demo_roberta.source", "does not exist")
+
+
+def test_local_folder_without_the_expected_files(tmp_path):
+    from smcbench.tasks import family_module
+
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ValueError, match="no CSQA files found; expected train_rand_split.jsonl"):
+        family_module("commonsense").prepare("csqa", str(tmp_path / "src"), tmp_path / "out", {})
+
+
+def test_missing_config_file_and_bad_yaml(tmp_path):
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("suite: demo\nlevels: [1, 2\n")
+    with pytest.raises(C.ConfigError, match="not valid YAML"):
+        C.load_config(bad)
+
+
+def _csqa_record(i: int, answer: str = "A") -> dict:
+    return {"id": f"q{i}", "answerKey": answer,
+            "question": {"stem": f"question {i}?", "question_concept": "c",
+                         "choices": [{"label": L, "text": f"option {L}"} for L in "ABCDE"]}}
+
+
+def _write_csqa(folder: Path, train_lines: list[str]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "train_rand_split.jsonl").write_text("\n".join(train_lines) + "\n")
+    (folder / "dev_rand_split.jsonl").write_text("\n".join(json.dumps(_csqa_record(100 + i)) for i in range(3)) + "\n")
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ('{"id": "q9", "answerKey": "A", "question": {"stem": "cut off', "train_rand_split.jsonl:3"),
+    (json.dumps(_csqa_record(9, answer="F")), "answerKey 'F' is not one of the choice labels"),
+    (json.dumps({"id": "q9", "answerKey": "A", "question": 7}), "'question' must be an object"),
+])
+def test_malformed_records(tmp_path, bad_line, message):
+    from smcbench.tasks import family_module
+
+    good = [json.dumps(_csqa_record(i)) for i in range(2)]
+    _write_csqa(tmp_path / "src", good + [bad_line])
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        family_module("commonsense").prepare("csqa", str(tmp_path / "src"), tmp_path / "out", {})
+
+
+def test_malformed_record_through_the_cli_is_one_line_not_a_traceback(tmp_path):
+    _write_csqa(tmp_path / "src", [json.dumps(_csqa_record(0)), "{not json"])
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "prepare", "csqa", "--family", "commonsense",
+                           "--source", str(tmp_path / "src"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "train_rand_split.jsonl:2" in proc.stderr and proc.stderr.startswith("error: prepare csqa")
+    assert not (tmp_path / "out" / "meta.json").exists()
+
+
+def test_bad_config_through_the_cli(tmp_path, demo_cfg):
+    bad = copy.deepcopy(demo_cfg)
+    bad["run_methods"] = ["dense", "Magnitude"]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "validate", "--config", str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown method 'Magnitude'" in proc.stderr and "omp_after" in proc.stderr
+
+
+# --- models -------------------------------------------------------------------------------------
+def test_model_of_another_family(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("models", ["demo_gts"]),
+            "'demo_gts'", "arithmetic", "demo_cs_easy")
+
+
+def test_unknown_model_name(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].__setitem__("models", ["roberta"]),
+            "unknown model 'roberta'")
+
+
+def test_wrong_arch_for_the_family(tmp_path):
+    """An arch the family does not build is refused when the pretrained job starts."""
+    from smcbench.tasks import family_module
+
+    entry = {"family": "commonsense", "arch": "gts", "source": "synthetic", "settings": {}}
+    with pytest.raises(ValueError, match=r"arch 'gts' is unknown \(known: roberta_mc, roberta_mlm\)"):
+        family_module("commonsense").make_pretrained("m", entry, "synthetic", tmp_path / "p")
+
+
+def test_local_model_folder_that_is_not_a_model(tmp_path):
+    from smcbench.tasks import family_module
+
+    (tmp_path / "weights").mkdir()
+    entry = {"family": "commonsense", "arch": "roberta_mc", "source": str(tmp_path / "weights")}
+    with pytest.raises(ValueError, match="has no config.json"):
+        family_module("commonsense").make_pretrained("m", entry, str(tmp_path / "weights"), tmp_path / "p")
+
+
+# --- during training --------------------------------------------------------------------------
+class _NaNTask:
+    """The smallest Task the loop accepts; its loss turns NaN at the third step."""
+
+    family, primary_metric, higher_is_better = "toy", "accuracy", True
+
+    def __init__(self):
+        self.calls = 0
+
+    def build_model(self):
+        torch.manual_seed(0)
+        return torch.nn.Linear(3, 2)
+
+    def param_groups(self, model, lr, wd):
+        return [{"params": list(model.parameters()), "lr": lr, "weight_decay": wd}]
+
+    def steps_per_epoch(self):
+        return 4
+
+    def train_batches(self, epoch):
+        for i in range(4):
+            yield torch.full((2, 3), float(i))
+
+    def loss(self, model, batch):
+        self.calls += 1
+        out = model(batch).sum()
+        return out * math.nan if self.calls == 3 else out
+
+    def evaluate(self, model, split):
+        return {"accuracy": 50.0}
+
+    def eval_splits(self):
+        return ["test"]
+
+    def baseline(self, split):
+        return {"accuracy": 50.0}
+
+    def signature(self):
+        return "toy"
+
+
+def test_nan_loss_stops_the_run_naming_it(tmp_path, monkeypatch):
+    from smcbench import train
+
+    monkeypatch.setattr(train, "build_task", lambda spec, device: _NaNTask())
+    monkeypatch.setattr(train, "resolve_run_scope", lambda model, scope: ["weight"])
+    monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
+    params = {"family": "toy", "dataset": "toyset", "method": "dense", "method_settings": {}, "scope": "paper",
+              "level": 0, "target_sparsity": 0.0, "device": "cpu",
+              "task": {"training": {"lr": 0.1, "epochs": 2, "schedule": "constant"}}}
+    out = tmp_path / "runs" / "toyset" / "dense" / "seed0"
+    spec = train.RunSpec(params=params, data_dir=tmp_path, pretrained_dir=tmp_path, out_dir=out, seed=0,
+                         log=lambda s: None)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(train.TrainingError, match=r"run .*toyset/dense/seed0: loss is nan at step 2") as info:
+        train.run_training(spec)
+    assert not (out / "metrics.json").exists()          # nothing a later run could trust
+    del info                                            # drop the traceback (and the run's frames)
+    gc.collect()
+    assert signal.getsignal(signal.SIGTERM) is before   # the dead run's SIGTERM handler is gone
+
+
+def test_bad_checkpoint_interval(monkeypatch, tmp_path):
+    from smcbench.checkpoint import Checkpointer
+
+    monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "ten")
+    with pytest.raises(ValueError, match="SMCBENCH_CHECKPOINT_MINUTES='ten' is not a number"):
+        Checkpointer.from_env(tmp_path)
+
+
+def test_checkpoint_is_never_unpickled(tmp_path):
+    """A checkpoint whose tensor file is a pickle (e.g. planted by torch.save) is not loaded."""
+    from smcbench.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(tmp_path, enabled=True, log=lambda s: None)
+    ckpt.save(1, {"w": torch.ones(2)})
+    ckpt.close()
+    tensor_file = next((tmp_path / ".checkpoint").glob("*.safetensors"))
+    torch.save({"w": torch.ones(2)}, tensor_file)
+    logs = []
+    assert Checkpointer(tmp_path, log=logs.append).load() is None
+    assert "unreadable" in logs[-1]
+
+
+# --- cluster profile ----------------------------------------------------------------------------
+def _profile(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+
+
+def test_profile_account_is_a_placeholder_the_user_must_edit():
+    """profiles/slurm ships no real account; docs/cluster.md says to set it (see docs/bad-inputs.md
+    for what an unedited profile gets)."""
+    prof = _profile("slurm")
+    assert prof["default-resources"]["slurm_account"].startswith("REPLACE_WITH")
+    assert _profile("ci-slurm")["default-resources"]["slurm_account"] == "smcbench-ci"
+
+
+def test_profiles_never_request_gpus_through_slurm_extra():
+    for name in ("slurm", "ci-slurm"):
+        prof = _profile(name)
+        blocks = [prof.get("default-resources", {})] + list((prof.get("set-resources") or {}).values())
+        for block in blocks:
+            extra = str(block.get("slurm_extra", ""))
+            assert "--gres" not in extra and "--gpus" not in extra, (name, extra)
+
+
+def test_profile_rule_names_exist_in_the_workflow():
+    rules_text = "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    for name in ("slurm", "ci-slurm"):
+        for rule in _profile(name).get("set-resources") or {}:
+            assert f"rule {rule}:" in rules_text, f"profiles/{name} sets resources of unknown rule {rule!r}"
+
+
+def test_gres_in_slurm_extra_is_refused_by_the_plugin():
+    validation = pytest.importorskip("snakemake_executor_plugin_slurm.validation")
+    from types import SimpleNamespace
+
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    job = SimpleNamespace(resources=SimpleNamespace(slurm_extra="--gres=gpu:1"))
+    with pytest.raises(WorkflowError, match="not allowed in the 'slurm_extra'"):
+        validation.validate_slurm_extra(job)
