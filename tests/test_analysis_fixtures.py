@@ -130,10 +130,27 @@ def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_
     if write_config:
         cfg = {"suite": "demo", "seeds": list(seeds), "levels": list(levels), "matching_tolerance": tolerance,
                "run_methods": list(methods),
+               "extra_runs": extra_runs_config(extra_rows),
                "analysis": {"layerwise_levels": list(layerwise_levels or levels)},
                "datasets": {ds: {"family": s["family"], "models": [s["model"]]} for ds, s in datasets.items()}}
         (suite / "config.json").write_text(json.dumps(cfg))
     return suite
+
+
+def extra_runs_config(extra_rows) -> list[dict]:
+    """The config ``extra_runs`` entries that describe ``extra_rows`` (one per extra and scope)."""
+    out: dict = {}
+    for e in extra_rows:
+        entry = out.setdefault((e["extra"], e["scope"]), {"name": e["extra"], "datasets": [], "methods": [],
+                                                          "scope": e["scope"], "levels": [], "targets": []})
+        for key, v in (("datasets", e["dataset"]), ("methods", e["method"])):
+            if v not in entry[key]:
+                entry[key].append(v)
+        if e["level"]:
+            entry["levels"] = sorted(set(entry["levels"]) | {e["level"]})
+        else:
+            entry["targets"] = sorted(set(entry["targets"]) | {e["target"]})
+    return [{k: v for k, v in entry.items() if v} for entry in out.values()]
 
 
 def test_fixture_writes_a_consistent_suite(tmp_path):

@@ -122,3 +122,19 @@ def test_tolerance_read_from_config(tmp_path):
     assert json.loads((suite / "config.json").read_text())["matching_tolerance"] == 2.0
     table, _ = _table(suite)
     assert _row(table, "omp_after")["matching_level"] == 1
+
+
+def test_missing_extra_runs_are_named(tmp_path, capsys):
+    extra = [{"dataset": "cs_easy", "method": "omp_after", "scope": "no_embeddings", "extra": "embeddings_ablation",
+              "level": 1, "target": 0.2}]
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1, 2), seeds=(0,), extra_rows=extra)
+    cfg = json.loads((suite / "config.json").read_text())
+    assert cfg["extra_runs"] == [{"name": "embeddings_ablation", "datasets": ["cs_easy"], "methods": ["omp_after"],
+                                  "scope": "no_embeddings", "levels": [1]}]
+    cfg["extra_runs"][0]["levels"] = [1, 2]   # the config asks for k=2 too, which never ran
+    (suite / "config.json").write_text(json.dumps(cfg))
+    table, inp = _table(suite)
+    assert list(inp.missing["extra"]) == ["embeddings_ablation"] and list(inp.missing["level"]) == [2]
+    assert _row(table, "omp_after")["status"] == "all levels match"   # the main grid is complete
+    assert analyze(["matching", "--results", str(suite / "results.csv"), "--root", str(tmp_path)]) == 0
+    assert "cs_easy/tiny_roberta/omp_after[embeddings_ablation:no_embeddings]/k=2/seed0" in capsys.readouterr().err

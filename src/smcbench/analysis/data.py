@@ -262,68 +262,96 @@ def _dataset_levels(config: dict, ds: str) -> list[int]:
     return sorted(int(k) for k in levels)
 
 
-def expected_main_grid(df: "pd.DataFrame", config: dict) -> "pd.DataFrame":
-    """Every main-grid run that should exist: (dataset, model, method, level, seed, fold).
+GRID_KEYS = ["dataset", "model", "method", "extra", "scope", "level", "target_sparsity", "seed", "fold"]
 
-    From config.json (datasets -> models, run_methods, levels or a dataset's own ``levels``,
-    seeds) when it has them; otherwise inferred from the table (the union of the methods, levels
-    and seeds seen for each dataset/model). Dense has level 0 only. Folds are those seen in the
-    table for the dataset.
+
+def expected_grid(df: "pd.DataFrame", config: dict) -> "pd.DataFrame":
+    """Every run that should exist, as rows of :data:`GRID_KEYS`.
+
+    Main grid (``extra`` = main, ``scope`` = "*" meaning the dataset's own scope): from config.json
+    (datasets -> models, run_methods, levels or a dataset's own ``levels``, seeds) when it has them,
+    otherwise inferred from the table (the union of methods, levels and seeds seen per
+    dataset/model). Dense has level 0 only. Extra runs: every ``extra_runs`` entry of the config
+    (datasets × their models × methods × scopes × (``targets`` at level 0, or ``levels``, or the
+    global levels) × seeds). Folds are those seen in the table for the dataset.
     """
     import pandas as pd
 
-    main = df[df["extra"] == MAIN]
-    folds = {ds: sorted(set(g["fold"])) for ds, g in main.groupby("dataset")}
+    folds = {ds: sorted(set(g["fold"])) for ds, g in df.groupby("dataset")}
     rows = []
     datasets = config.get("datasets") or {}
-    if datasets and config.get("run_methods") and config.get("seeds") is not None:
+    seeds_cfg = config.get("seeds")
+
+    def add(ds, model, method, extra, scope, levels_targets, seeds):
+        for k, tgt in levels_targets:
+            for seed in seeds:
+                for fold in folds.get(ds, ["all"]):
+                    rows.append((ds, model, method, extra, scope, int(k), round(float(tgt), 6), int(seed), fold))
+
+    if datasets and config.get("run_methods") and seeds_cfg is not None:
         for ds, dcfg in datasets.items():
             for model in (dcfg or {}).get("models", []):
                 for method in config["run_methods"]:
-                    levels = [0] if method == DENSE else _dataset_levels(config, ds)
-                    for k in levels:
-                        for seed in config["seeds"]:
-                            for fold in folds.get(ds, ["all"]):
-                                rows.append((ds, model, method, int(k), int(seed), fold))
+                    lv = [(0, 0.0)] if method == DENSE else [(k, nominal_target(k)) for k in _dataset_levels(config, ds)]
+                    add(ds, model, method, MAIN, "*", lv, seeds_cfg)
+        for extra in config.get("extra_runs") or []:
+            scopes = extra.get("scopes") or [extra.get("scope", "paper")]
+            if extra.get("targets"):
+                lv = [(0, t) for t in extra["targets"]]
+            else:
+                lv = [(k, nominal_target(k)) for k in (extra.get("levels") or config.get("levels") or [])]
+            for ds in extra.get("datasets", []):
+                for model in ((datasets.get(ds) or {}).get("models", [])):
+                    for method in extra.get("methods", []):
+                        for scope in scopes:
+                            add(ds, model, method, extra["name"], scope, lv, seeds_cfg)
     else:
+        main = df[df["extra"] == MAIN]
         for (ds, model), g in main.groupby(["dataset", "model"], sort=True):
-            methods = sorted(set(g["method"]))
             levels = sorted(set(g.loc[g["method"] != DENSE, "level"]))
             seeds = sorted(set(g["seed"]))
-            for method in methods:
-                for k in ([0] if method == DENSE else levels):
-                    for seed in seeds:
-                        for fold in folds.get(ds, ["all"]):
-                            rows.append((ds, model, method, int(k), int(seed), fold))
-    return pd.DataFrame(rows, columns=["dataset", "model", "method", "level", "seed", "fold"])
+            for method in sorted(set(g["method"])):
+                lv = [(0, 0.0)] if method == DENSE else [(k, nominal_target(k)) for k in levels]
+                add(ds, model, method, MAIN, "*", lv, seeds)
+    return pd.DataFrame(rows, columns=GRID_KEYS)
 
 
 def missing_runs(df: "pd.DataFrame", config: dict, primary: dict[str, str]) -> "pd.DataFrame":
-    """Expected main-grid runs with no row of the primary metric on a report split (or only rows
-    with an empty value). Columns: dataset, model, method, level, seed, fold, reason."""
+    """Expected runs (:func:`expected_grid`) with no row of the primary metric on a report split,
+    or only rows with an empty value. Columns: GRID_KEYS + reason."""
     import numpy as np
     import pandas as pd
 
-    expected = expected_main_grid(df, config)
+    expected = expected_grid(df, config)
     splits = eval_splits(df) if len(df) else {}
-    main = df[(df["extra"] == MAIN)]
     pairs = {(ds, sp) for ds, sps in splits.items() for sp in sps}
-    on_split = [(ds, sp) in pairs for ds, sp in zip(main["dataset"], main["split"])]
-    have = main[(main["metric"] == main["dataset"].map(primary)).to_numpy() & np.asarray(on_split, dtype=bool)]
-    keys = ["dataset", "model", "method", "level", "seed", "fold"]
-    present = set(map(tuple, have.loc[have["value"].notna(), keys].itertuples(index=False, name=None)))
-    empty = set(map(tuple, have.loc[have["value"].isna(), keys].itertuples(index=False, name=None)))
+    on_split = np.asarray([(ds, sp) in pairs for ds, sp in zip(df["dataset"], df["split"])], dtype=bool)
+    have = df[(df["metric"] == df["dataset"].map(primary)).to_numpy() & on_split]
+
+    def keys(frame, any_scope):
+        scope = ["*"] * len(frame) if any_scope else list(frame["scope"])
+        return set(zip(frame["dataset"], frame["model"], frame["method"], frame["extra"], scope,
+                       frame["target_sparsity"].round(6), frame["seed"].astype(int), frame["fold"]))
+
+    ok, empty = have[have["value"].notna()], have[have["value"].isna()]
+    present = keys(ok, True) | keys(ok, False)
+    blank = keys(empty, True) | keys(empty, False)
     rows = []
     for t in expected.itertuples(index=False, name=None):
-        if t not in present:
-            rows.append(t + ("empty value in results.csv" if t in empty else "no row in results.csv",))
-    return pd.DataFrame(rows, columns=keys + ["reason"])
+        key = t[:5] + (t[6], t[7], t[8])
+        if key not in present:
+            rows.append(t + ("empty value in results.csv" if key in blank else "no row in results.csv",))
+    return pd.DataFrame(rows, columns=GRID_KEYS + ["reason"])
 
 
 def describe_missing(missing: "pd.DataFrame", limit: int = 20) -> str:
-    """A one-paragraph listing of missing runs (for warnings)."""
-    items = [f"{r.dataset}/{r.model}/{r.method}/k={r.level}/seed{r.seed}" + ("" if r.fold == "all" else f"/fold{r.fold}")
-             for r in missing.itertuples()]
+    """A one-line listing of missing runs (for warnings)."""
+    items = []
+    for r in missing.itertuples():
+        extra = "" if r.extra == MAIN else f"[{r.extra}:{r.scope}]"
+        where = f"k={r.level}" if r.level or r.method == DENSE else f"s={r.target_sparsity:g}"
+        items.append(f"{r.dataset}/{r.model}/{r.method}{extra}/{where}/seed{r.seed}"
+                     + ("" if r.fold == "all" else f"/fold{r.fold}"))
     more = f" … and {len(items) - limit} more" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
 

@@ -60,7 +60,8 @@ def matching_table(points: "pd.DataFrame", missing: "pd.DataFrame", config: dict
             grid = sorted(set(g.loc[g["method"] != DENSE, "level"]))
         dense = g[g["method"] == DENSE]
         methods = list(dict.fromkeys(methods_cfg + sorted(set(g["method"]) - {DENSE})))
-        miss_here = missing[(missing["dataset"] == ds) & (missing["model"] == model)] if len(missing) else missing
+        miss_here = (missing[(missing["dataset"] == ds) & (missing["model"] == model) & (missing["extra"] == MAIN)]
+                     if len(missing) else missing)
         for method in methods:
             mg = g[g["method"] == method]
             mmiss = miss_here[miss_here["method"] == method] if len(miss_here) else miss_here
@@ -112,6 +113,8 @@ def matching_table(points: "pd.DataFrame", missing: "pd.DataFrame", config: dict
                     row["status"] = f"missing: k={failing}"
                     if row["missing"]:
                         row["status"] += f" ({row['missing']})"
+            elif not grid:
+                row["status"] = "no sparse levels in the grid"
             else:
                 row["status"] = "all levels match" + ("" if not row["missing"] else " (some seeds missing)")
             rows.append(row)
