@@ -28,6 +28,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(CORES) tests
 
+## make test-slurm: the SLURM profile end to end on a one-node test cluster (root, apt; not in `make test`)
+test-slurm: $(STAMP)
+	$(BIN)/python -c "import snakemake_executor_plugin_slurm" 2>/dev/null || \
+	  $(BIN)/python -m pip install -q snakemake-executor-plugin-slurm==2.8.0 snakemake-executor-plugin-slurm-jobstep==0.6.1
+	tests/slurm/run.sh
+
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
