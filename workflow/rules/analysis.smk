@@ -34,13 +34,13 @@ ANALYSIS_INPUT = {
 
 def _analyze(sub):
     """The shell command of one analysis subcommand; warnings go to the console and the log."""
-    return ("python -m smcbench analyze " + sub + " --results {input.results} "
+    return (f"python -m smcbench analyze {sub} --results {{input.results}} "
             "--primary-metrics {input.primary} --config {input.config} --out results/{wildcards.suite} "
             "2>&1 | tee {log}")
 
 
 def _rep(rel, caption, category, subcategory):
-    return report("results/{suite}/" + rel, caption="../report/" + caption + ".rst",
+    return report(f"results/{{suite}}/{rel}", caption=f"../report/{caption}.rst",
                   category=category, subcategory=subcategory)
 
 
