@@ -60,6 +60,9 @@ def from_axis(k):
 def set_sparsity_axis(ax, targets: list[float]) -> None:
     """Function scale of :func:`to_axis`, ticks at the nominal ``targets`` labelled in percent."""
     targets = sorted(t for t in set(round(float(t), 6) for t in targets) if 0 < t < 1)
+    if not targets:  # nothing sparse in this panel: show the paper's ten levels
+        ax.text(0.5, 0.5, "no sparse results", transform=ax.transAxes, ha="center", color="0.4")
+        targets = [round(1 - 0.8 ** k, 6) for k in range(1, 11)]
     ax.set_xscale("function", functions=(to_axis, from_axis))
     if targets:
         lo, hi = float(to_axis(min(targets))), float(to_axis(max(targets)))
