@@ -408,22 +408,27 @@ class ArithmeticTask(Task):
             out.append(item)
         return out
 
-    def _quantity_cells(self, row: dict, offs, mask_pos: dict[int, int]) -> list[int]:
-        """Token positions of the quantity cells: the row's ``group_nums`` word indices (real data)
-        or each mask with its neighbouring words (synthetic), mapped to first sub-tokens."""
+    def _quantity_cells(self, row: dict, offs, mask_pos: dict[int, int]) -> list[list[int]]:
+        """Quantity cells as token positions: the row's ``group_nums`` word indices (real data) or
+        each mask with its neighbouring words (synthetic), grouped into runs of consecutive words
+        (one run = one cell), each word mapped to its first sub-token."""
         q = row["question"]
         spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", q)]
         words = row.get("group_nums")
         if words is None:
             mask_words = [i for i, (s, e) in enumerate(spans) if MASK_IN_TEXT_RE.fullmatch(q[s:e])]
-            words = sorted({j for i in mask_words for j in (i - 1, i, i + 1) if 0 <= j < len(spans)})
-        cells = []
+            words = [j for i in mask_words for j in (i - 1, i, i + 1)]
+        words = sorted({w for w in words if 0 <= w < len(spans)})
+        runs: list[list[int]] = []
         for w in words:
-            if 0 <= w < len(spans):
-                t = _first_token_at(offs, spans[w][0])
-                if t is not None:
-                    cells.append(t)
-        return sorted(set(cells) | set(mask_pos.values()))
+            t = _first_token_at(offs, spans[w][0])
+            if t is None:
+                continue
+            if runs and w == runs[-1][-1][0] + 1:
+                runs[-1].append((w, t))
+            else:
+                runs.append([(w, t)])
+        return [[t for _, t in run] for run in runs]
 
     def _collate(self, split: str, index: list[int], with_targets: bool) -> dict:
         items = [self._encoded[split][i] for i in index]
@@ -458,8 +463,8 @@ class ArithmeticTask(Task):
     @staticmethod
     def _graphs(items: list[dict], rows: list[dict], S: int) -> torch.Tensor:
         """Row-normalized adjacency [B, 2, S, S]: 0 = quantity comparison (an edge from the larger
-        number's position to the smaller's), 1 = quantity cell (cell tokens fully connected);
-        self-loops on every real token."""
+        number's position to the smaller's), 1 = quantity cells (the tokens of one cell fully
+        connected); self-loops on every real token."""
         B = len(items)
         g = torch.zeros(B, 2, S, S)
         for b, (it, r) in enumerate(zip(items, rows)):
@@ -472,9 +477,9 @@ class ArithmeticTask(Task):
                 for j in range(len(pos)):
                     if i != j and vals[i] > vals[j]:
                         g[b, 0, pos[i], pos[j]] = 1.0
-            cells = torch.tensor(it["cells"], dtype=torch.long)
-            if cells.numel():
-                g[b, 1, cells.unsqueeze(1), cells.unsqueeze(0)] = 1.0
+            for cell in it["cells"]:
+                c = torch.tensor(cell, dtype=torch.long)
+                g[b, 1, c.unsqueeze(1), c.unsqueeze(0)] = 1.0
         return g / g.sum(-1, keepdim=True).clamp_min(1.0)
 
     def steps_per_epoch(self) -> int:
