@@ -102,9 +102,21 @@ def test_num_to_prune_rounds_half_up_and_validates():
         num_to_prune(1.5, 10)
 
 
-def test_nan_scores_are_rejected_with_the_tensor_name():
+@pytest.mark.parametrize("absolute", [True, False])
+@pytest.mark.parametrize("bad", [float("nan"), -float("nan")])
+def test_nan_scores_are_rejected_with_the_tensor_name(absolute, bad):
     with pytest.raises(ValueError, match="'bad'"):
-        select_global({"ok": torch.ones(4), "bad": torch.tensor([1.0, float("nan")])}, 2)
+        select_global({"ok": torch.ones(4), "bad": torch.tensor([1.0, bad])}, 2, absolute=absolute)
+    eligible = {"ok": torch.tensor([False, True, True, True]), "bad": torch.ones(2, dtype=torch.bool)}
+    with pytest.raises(ValueError, match="'bad'"):
+        select_global({"ok": torch.ones(4), "bad": torch.tensor([1.0, bad])}, 2, eligible=eligible)
+
+
+def test_infinities_are_ranked_not_rejected():
+    scores = {"a": torch.tensor([float("inf"), -float("inf"), 0.0, 1.0])}
+    assert select_global(scores, 1).mask["a"].tolist() == [True, False, True, True]
+    m = select_global(scores, 2, absolute=True).mask["a"].tolist()
+    assert m == [True, True, False, False]
 
 
 def test_layerwise_exact_per_tensor():

@@ -92,14 +92,16 @@ class Selection:
 
 # --- keys --------------------------------------------------------------------------------------
 
-def _keys(chunk: torch.Tensor, absolute: bool, name: str, check_nan: bool) -> torch.Tensor:
+def _bits(chunk: torch.Tensor) -> torch.Tensor:
+    """The fp32 bit pattern of a chunk (a view for fp32; bf16/fp16 are widened exactly)."""
+    return (chunk if chunk.dtype == torch.float32 else chunk.to(torch.float32)).view(torch.int32)
+
+
+def _keys(chunk: torch.Tensor, absolute: bool) -> torch.Tensor:
     """Order-preserving int32 keys of a 1-D chunk of scores (always a fresh tensor)."""
-    x = chunk if chunk.dtype == torch.float32 else chunk.to(torch.float32)
-    if check_nan and bool(torch.isnan(x).any()):
-        raise ValueError(f"scores of {name!r} contain NaN; cannot rank them")
+    bits = _bits(chunk)
     if absolute:
-        return x.abs().view(torch.int32)  # >= +0.0: the bit pattern is already monotone
-    bits = x.view(torch.int32)
+        return bits & 0x7FFFFFFF  # |x|: clear the sign bit; the pattern of x >= 0 is monotone
     # negative floats: larger magnitude = smaller value, so flip the magnitude bits; the +1 maps
     # -0.0 onto +0.0 (key 0) and keeps every other negative value strictly below 0
     return torch.where(bits < 0, (bits ^ 0x7FFFFFFF) + 1, bits)
@@ -110,9 +112,8 @@ def _key_to_float(key: int) -> float:
     return struct.unpack("<f", struct.pack("<i", bits))[0]
 
 
-def _chunks(name: str, scores: torch.Tensor, eligible: Mapping[str, torch.Tensor] | None,
-            absolute: bool, check_nan: bool = False):
-    """Yield (start, keys) over a tensor; ineligible entries get the sentinel key."""
+def _flat_chunks(name: str, scores: torch.Tensor, eligible: Mapping[str, torch.Tensor] | None):
+    """Yield (start, score chunk, eligible chunk or None) over a tensor."""
     flat = scores.detach().reshape(-1)
     elig = None
     if eligible is not None:
@@ -122,34 +123,64 @@ def _chunks(name: str, scores: torch.Tensor, eligible: Mapping[str, torch.Tensor
         if elig.device != flat.device:
             elig = elig.to(flat.device)
     for start in range(0, flat.numel(), CHUNK):
-        keys = _keys(flat[start:start + CHUNK], absolute, name, check_nan)
-        if elig is not None:
-            keys.masked_fill_(~elig[start:start + CHUNK], _INT32_MIN)
-        yield start, keys
+        yield start, flat[start:start + CHUNK], None if elig is None else elig[start:start + CHUNK]
+
+
+def _chunk_keys(chunk: torch.Tensor, elig: torch.Tensor | None, absolute: bool) -> torch.Tensor:
+    keys = _keys(chunk, absolute)
+    if elig is not None:
+        keys.masked_fill_(~elig, _INT32_MIN)  # already pruned: below every real score
+    return keys
 
 
 # --- selection ---------------------------------------------------------------------------------
 
+# Histogram bins (key >> 16) + 32768 that can only hold NaN, and the +/-inf bins (which may).
+_NEG_NAN_BINS = slice(1, 128)   # bin 0 also holds the "already pruned" sentinel
+_POS_INF_BIN = 0x7F80 + _OFFSET
+_POS_NAN_BINS = slice(_POS_INF_BIN + 1, _BINS)
+
+
+def _check_nan(scores, names, hist: torch.Tensor, n_forced: int) -> None:
+    suspicious = (int(hist[_NEG_NAN_BINS].sum()) > 0 or int(hist[0]) > n_forced
+                  or int(hist[_POS_NAN_BINS].sum()) > 0 or int(hist[_POS_INF_BIN]) > 0)
+    if suspicious:  # rare: find the tensor (and rule out a plain +inf)
+        for n in names:
+            if bool(torch.isnan(scores[n]).any()):
+                raise ValueError(f"scores of {n!r} contain NaN; cannot rank them")
+
+
 def _kth_key(scores: Mapping[str, torch.Tensor], names: list[str], k: int, absolute: bool,
-             eligible: Mapping[str, torch.Tensor] | None) -> tuple[int, int, int]:
+             eligible: Mapping[str, torch.Tensor] | None, n_forced: int = 0) -> tuple[int, int, int]:
     """Passes 1-2: the exact k-th smallest key (1-based), how many keys equal it, and how many of
     those fall within the k smallest."""
     device = scores[names[0]].device
-    # pass 1: top 16 bits
+    fast = absolute and eligible is None  # |x| keys straight from the bit pattern
+    # pass 1: histogram of the top 16 bits of the keys
     hist = torch.zeros(_BINS, dtype=torch.int64, device=device)
     for n in names:
-        for _, keys in _chunks(n, scores[n], eligible, absolute, check_nan=True):
-            top = (keys >> 16).add_(_OFFSET)
-            hist += torch.bincount(top, minlength=_BINS).to(device)
+        for _, chunk, elig in _flat_chunks(n, scores[n], eligible):
+            if fast:
+                top = (_bits(chunk) >> 16).bitwise_and_(0x7FFF)  # keys >= 0: bins 32768..65535
+                hist[_OFFSET:] += torch.bincount(top, minlength=_OFFSET).to(device)
+            else:
+                top = (_chunk_keys(chunk, elig, absolute) >> 16).add_(_OFFSET)
+                hist += torch.bincount(top, minlength=_BINS).to(device)
+    _check_nan(scores, names, hist, n_forced)
     cum = hist.cumsum(0)
     bucket = int(torch.searchsorted(cum, torch.tensor([k], device=device)).item())
     below = int(cum[bucket - 1].item()) if bucket > 0 else 0
-    # pass 2: low 16 bits inside the bucket
+    # pass 2: histogram of the low 16 bits of the keys inside that bucket
     hist2 = torch.zeros(_BINS, dtype=torch.int64, device=device)
     high = bucket - _OFFSET
     for n in names:
-        for _, keys in _chunks(n, scores[n], eligible, absolute):
-            inside = keys[(keys >> 16) == high]
+        for _, chunk, elig in _flat_chunks(n, scores[n], eligible):
+            if fast:
+                bits = _bits(chunk)
+                inside = bits[(bits & 0x7FFF0000) == (high << 16)]
+            else:
+                keys = _chunk_keys(chunk, elig, absolute)
+                inside = keys[(keys >> 16) == high]
             if inside.numel():
                 hist2 += torch.bincount(inside & 0xFFFF, minlength=_BINS).to(device)
     cum2 = hist2.cumsum(0)
@@ -172,9 +203,11 @@ def global_threshold(scores: Mapping[str, torch.Tensor], num_prune: int, *, abso
     k = int(num_prune)
     if not 0 <= k <= numel:
         raise ValueError(f"cannot prune {k} of {numel} entries")
-    if k == 0:
+    n_forced = 0 if eligible is None else sum(
+        int(eligible[n].numel() - eligible[n].count_nonzero()) for n in names)
+    if k <= n_forced:
         return {"threshold": None, "ties_at_threshold": 0, "ties_pruned": 0}
-    kth, ties, quota = _kth_key(scores, names, k, absolute, eligible)
+    kth, ties, quota = _kth_key(scores, names, k, absolute, eligible, n_forced)
     return {"threshold": None if kth == _INT32_MIN else _key_to_float(kth),
             "ties_at_threshold": ties, "ties_pruned": quota}
 
@@ -225,13 +258,14 @@ def select_global(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolut
                 for n in names}
         return Selection(mask, k, numel)
 
-    kth, ties, quota = _kth_key(scores, names, k, absolute, eligible)
+    kth, ties, quota = _kth_key(scores, names, k, absolute, eligible, n_forced)
     ties_pruned = quota
     # pass 3: write the masks
     mask: dict[str, torch.Tensor] = {}
     for n in names:
         out = torch.empty(scores[n].numel(), dtype=torch.bool, device=scores[n].device)
-        for start, keys in _chunks(n, scores[n], eligible, absolute):
+        for start, chunk, elig in _flat_chunks(n, scores[n], eligible):
+            keys = _chunk_keys(chunk, elig, absolute)
             if quota == 0:
                 keep = keys >= kth
             else:
