@@ -140,3 +140,20 @@ def test_dense_finetune_beats_the_trivial_baseline(workdir):
     assert res["value_accuracy"] == pytest.approx(100 * res["value_correct"] / res["value_total"])
     assert 0 < base["value_accuracy"] < 50
     assert res["value_accuracy"] > base["value_accuracy"] + 20, (res, base)
+
+
+@pytest.mark.parametrize("arch", ["gts", "graph2tree"])
+def test_beam_search_is_valid_and_width_one_equals_greedy(workdir, arch):
+    from smcbench.tasks.arith_search import beam_search
+
+    task = make_task(workdir, arch, max_output_length=7)
+    model = task.build_model().eval()
+    batch = task._eval_batches("test")[0]
+    greedy = model.decode(batch, None, max_len=7)
+    with torch.no_grad():
+        assert beam_search(model, batch, 1, 7) == greedy
+        wide = beam_search(model, batch, 3, 7)
+    assert len(wide) == len(greedy)
+    assert all(is_complete_prefix([task.vocab.token(k) for k in s]) and len(s) <= 7 for s in wide)
+    task.beam_size = 3
+    assert task.signature().count("beam3") == 1 and len(task.predict(model, "validation")) == len(task.rows["validation"])

@@ -153,31 +153,44 @@ class GraphModule(nn.Module):
 
 # --- decoder ----------------------------------------------------------------------------------
 class TreeAttention(nn.Module):
-    """Additive attention of a goal over the encoder states."""
+    """Additive attention of a goal over the encoder states: v^T tanh(W [q; h_s] + b).
+
+    ``W``'s state half is applied once per batch (:meth:`keys`), not once per decoding step; the
+    result is the same as applying ``proj`` to the concatenation.
+    """
 
     def __init__(self, hidden: int):
         super().__init__()
+        self.hidden = hidden
         self.proj = nn.Linear(2 * hidden, hidden)
         self.energy = nn.Linear(hidden, 1, bias=False)
 
-    def forward(self, query: torch.Tensor, states: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        q = query.unsqueeze(1).expand(-1, states.size(1), -1)
-        e = self.energy(torch.tanh(self.proj(torch.cat([q, states], dim=-1)))).squeeze(-1)
+    def keys(self, states: torch.Tensor) -> torch.Tensor:
+        return F.linear(states, self.proj.weight[:, self.hidden:], self.proj.bias)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, states: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        q = F.linear(query, self.proj.weight[:, :self.hidden]).unsqueeze(1)
+        e = self.energy(torch.tanh(q + keys)).squeeze(-1)
         a = torch.softmax(e.masked_fill(pad, NEG), dim=-1)
         return torch.bmm(a.unsqueeze(1), states).squeeze(1)
 
 
 class PointerScorer(nn.Module):
-    """Scores each candidate quantity (constant or problem number) against the goal + context."""
+    """Scores each candidate quantity (constant or problem number) against the goal + context:
+    v^T tanh(W [leaf; cand] + b), with the candidate half precomputed per batch (:meth:`keys`)."""
 
     def __init__(self, hidden: int):
         super().__init__()
+        self.lead = 2 * hidden
         self.proj = nn.Linear(3 * hidden, hidden)
         self.out = nn.Linear(hidden, 1, bias=False)
 
-    def forward(self, leaf: torch.Tensor, cands: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([leaf.unsqueeze(1).expand(-1, cands.size(1), -1), cands], dim=-1)
-        return self.out(torch.tanh(self.proj(x))).squeeze(-1).masked_fill(~valid, NEG)
+    def keys(self, cands: torch.Tensor) -> torch.Tensor:
+        return F.linear(cands, self.proj.weight[:, self.lead:], self.proj.bias)
+
+    def forward(self, leaf: torch.Tensor, keys: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        x = F.linear(leaf, self.proj.weight[:, :self.lead]).unsqueeze(1) + keys
+        return self.out(torch.tanh(x)).squeeze(-1).masked_fill(~valid, NEG)
 
 
 class Prediction(nn.Module):
@@ -284,6 +297,8 @@ class MathSolver(nn.Module):
         cands = torch.cat([const, num_states], dim=1)
         cand_valid = torch.cat([torch.ones(B, const.size(1), dtype=torch.bool, device=root.device),
                                 batch["num_valid"]], dim=1)
+        att_keys = self.predict.tree_attn.keys(states)
+        cand_keys = self.predict.num_head.keys(cands)
         goals: list[list[torch.Tensor]] = [[root[b]] for b in range(B)]
         frames: list[list[list]] = [[] for _ in range(B)]  # open operators: [op embedding, left sub-tree]
         out_tokens: list[list[int]] = [[] for _ in range(B)]
@@ -301,10 +316,10 @@ class MathSolver(nn.Module):
             left = torch.stack([frames[active[i]][-1][1] for i in right_rows]) if right_rows else None
             rr = torch.tensor(right_rows, device=root.device, dtype=torch.long) if right_rows else None
             q = self.predict.node_state(goal, left, rr)
-            ctx = self.predict.tree_attn(q, states[idx], pad[idx])
+            ctx = self.predict.tree_attn(q, att_keys[idx], states[idx], pad[idx])
             leaf = self.predict.dropout(torch.cat([q, ctx], dim=-1))
             scores = torch.cat([self.predict.op_head(leaf),
-                                self.predict.num_head(leaf, cands[idx], cand_valid[idx])], dim=-1)
+                                self.predict.num_head(leaf, cand_keys[idx], cand_valid[idx])], dim=-1)
             if targets is not None:
                 tok = targets[idx, t]
                 all_scores.append(scores)
