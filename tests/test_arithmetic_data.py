@@ -144,3 +144,18 @@ def test_synthetic_svamp_is_harder_than_its_training_union(tmp_path):
                    for r in rows) / len(rows)
 
     assert distractor_rate(test) > distractor_rate(train) + 0.2
+
+
+def test_real_data_from_a_repository_archive(tmp_path):
+    _needs(REAL / "mawps")
+    import zipfile
+
+    archive = tmp_path / "SVAMP-abc.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in (REAL / "mawps" / "data").rglob("*.csv"):
+            z.write(p, "SVAMP-abc/data/" + str(p.relative_to(REAL / "mawps" / "data")))
+    a = A.prepare("mawps", archive, tmp_path / "a", {}, fold=2)
+    b = A.prepare("mawps", REAL / "mawps", tmp_path / "b", {}, fold=2)
+    assert a["counts"] == b["counts"]
+    assert read_jsonl(tmp_path / "a" / "test.jsonl") == read_jsonl(tmp_path / "b" / "test.jsonl")
+    assert a["sha256"]["cv_mawps/fold2/dev.csv"] == b["sha256"]["cv_mawps/fold2/dev.csv"]

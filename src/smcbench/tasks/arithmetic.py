@@ -103,11 +103,15 @@ def parse_csv_row(raw: dict[str, str], path: Path, rownum: int) -> dict:
     return row
 
 
-def read_svamp_csv(path: Path, id_prefix: str) -> tuple[list[dict], Counter]:
-    """All rows of one CSV; returns (rows, dropped reasons). Rows whose gold equation is undefined
-    (division by zero) are dropped and counted."""
+def read_svamp_csv(path: Path, id_prefix: str, text: str | None = None) -> tuple[list[dict], Counter]:
+    """All rows of one CSV (``text``, when given, is its content, e.g. read from an archive);
+    returns (rows, dropped reasons). Rows whose gold equation is undefined (division by zero)
+    are dropped and counted."""
+    import io
+
     rows, dropped = [], Counter()
-    with open(path, encoding="utf-8", newline="") as f:
+    f = io.StringIO(text, newline="") if text is not None else open(path, encoding="utf-8", newline="")
+    with f:
         for i, raw in enumerate(csv.DictReader(f), start=2):
             row = parse_csv_row(raw, path, i)
             value = evaluate_prefix(row["equation"], row["numbers"])
@@ -169,26 +173,54 @@ def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dic
 
 
 def _prepare_real(dataset: str, source: Path, fold: int | None) -> tuple[dict, dict]:
-    root = _data_root(source)
     if dataset in _CV_DIRS:
         _check_fold(dataset, fold, CV_FOLDS)
-        folder = root / _CV_DIRS[dataset] / f"fold{int(fold)}"
-        files = {"train": folder / "train.csv", "test": folder / "dev.csv"}
+        folder = f"{_CV_DIRS[dataset]}/fold{int(fold)}"
+        rel = {"train": f"{folder}/train.csv", "test": f"{folder}/dev.csv"}
     elif dataset == "svamp":
         _check_fold(dataset, fold, None)
-        files = {"train": root / _SVAMP_DIR / "train.csv", "test": root / _SVAMP_DIR / "dev.csv"}
+        rel = {"train": f"{_SVAMP_DIR}/train.csv", "test": f"{_SVAMP_DIR}/dev.csv"}
     else:
         raise ValueError(f"dataset {dataset!r} has no real source (use source: synthetic for demo datasets)")
-    splits, dropped, sha = {}, {}, {}
-    for name, path in files.items():
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (expected the SVAMP repository's data layout under {root})")
-        rows, drop = read_svamp_csv(path, f"{dataset}{'' if fold is None else f'-fold{fold}'}-{name}")
+    if source.is_file() and source.suffix == ".zip":
+        texts, sha, root = _read_from_zip(source, rel)
+    else:
+        root = _data_root(source)
+        texts, sha = {}, {}
+        for name, r in rel.items():
+            path = root / r
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing (expected the SVAMP repository's data layout under {root})")
+            texts[name] = None
+            sha[r] = _sha256(path)
+    splits, dropped = {}, {}
+    for name, r in rel.items():
+        rows, drop = read_svamp_csv(Path(root) / r, f"{dataset}{'' if fold is None else f'-fold{fold}'}-{name}",
+                                    texts[name])
         splits[name] = rows
         dropped[name] = dict(drop)
-        sha[str(path.relative_to(root))] = _sha256(path)
     return splits, {"source": str(source), "data_root": str(root), "sha256": sha, "dropped": dropped,
-                    "test_file": str(files["test"].relative_to(root))}
+                    "test_file": rel["test"]}
+
+
+def _read_from_zip(archive: Path, rel: dict[str, str]) -> tuple[dict, dict, str]:
+    """The CSVs of ``rel`` from a GitHub archive of the SVAMP repository (``<top>/data/...``)."""
+    import zipfile
+
+    texts, sha = {}, {"<archive>": _sha256(archive)}
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        root = None
+        for name, r in rel.items():
+            hits = [n for n in names if n.endswith("data/" + r)]
+            if not hits:
+                raise FileNotFoundError(f"{archive}: no member ending in data/{r} (expected an archive of the "
+                                        "arkilpatel/SVAMP repository)")
+            data = z.read(hits[0])
+            texts[name] = data.decode("utf-8")
+            sha[r] = hashlib.sha256(data).hexdigest()
+            root = hits[0][: -len(r)]
+    return texts, sha, f"{archive}!{root}"
 
 
 def _prepare_synthetic(dataset: str, settings: dict, fold: int | None) -> tuple[dict, dict]:
