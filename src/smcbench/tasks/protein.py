@@ -1,0 +1,503 @@
+"""Protein thermostability family (SMC-Bench §protein): HotProtein HP-S / HP-S²C2 / HP-S²C5,
+Meltome Atlas (FLIP splits), and the synthetic demo; models ESM-1b, TAPE and ESM-IF1.
+
+Contract: see ``tasks/base.py``. Datasets are told apart by ``settings["variant"]`` (``hp_s``,
+``hp_s2c2``, ``hp_s2c5``, ``meltome``) or, when absent, by the dataset name; ``source:
+synthetic`` always means the demo generator. Models are told apart by ``arch`` (``esm``,
+``tape``, ``esm_if1``). Row schema and choices (Meltome classes, pooling, heads) are documented in
+``docs/protein.md`` and ``protein_data``'s module docstring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from . import protein_data as pdata
+from .base import Task, pretrained_path, read_jsonl, write_jsonl
+
+FAMILY = "protein"
+DATASETS = {"hotprotein_s", "hotprotein_s2c2", "hotprotein_s2c5", "meltome", "demo_protein2", "demo_protein5"}
+VARIANTS = ("hp_s", "hp_s2c2", "hp_s2c5", "meltome")
+_NAME_TO_VARIANT = {"hotprotein_s": "hp_s", "hotprotein_s2c2": "hp_s2c2", "hotprotein_s2c5": "hp_s2c5",
+                    "meltome": "meltome"}
+HOTPROTEIN_CLASS_NAMES = {
+    5: ["cryophilic", "psychrophilic", "mesophilic", "thermophilic", "hyperthermophilic"],
+    2: ["cold (< 45 C)", "hot (>= 45 C)"],
+}
+MELTOME_FILES = {"mixed": "mixed_split.csv", "human": "human.csv", "human_cell": "human_cell.csv"}
+
+
+def _variant(dataset: str, source: str, settings: dict) -> str:
+    if str(source) == "synthetic":
+        return "synthetic"
+    v = settings.get("variant") or _NAME_TO_VARIANT.get(dataset)
+    if v not in VARIANTS:
+        raise ValueError(f"protein dataset {dataset!r}: unknown variant {v!r}; set settings.variant to one of "
+                         f"{', '.join(VARIANTS)} (or source: synthetic for the demo)")
+    return v
+
+
+# === prepare ================================================================================
+def prepare(dataset: str, source: str, out_dir: str | Path, settings: dict, fold: int | None = None) -> dict:
+    """Write ``out_dir/{train,validation,test}.jsonl`` for a protein dataset; return meta.json.
+
+    Validation is carved from train (seeded by ``settings.split_seed``, stratified by label,
+    ``settings.validation_fraction``); the test split is never used for selection. Sequences
+    are truncated to ``settings.max_residues`` (default 1022) residues.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variant = _variant(dataset, source, settings)
+    max_res = int(settings.get("max_residues", pdata.DEFAULT_MAX_RESIDUES))
+    meta: dict[str, Any] = {"dataset": dataset, "family": FAMILY, "variant": variant, "source": str(source),
+                            "max_residues": max_res, "dropped": {}, "files_sha256": {}}
+    extra_val: list[dict] | None = None
+    if variant == "synthetic":
+        train, test = _synthetic(settings, meta)
+    elif variant == "meltome":
+        train, test, extra_val = _meltome(Path(source), settings, meta)
+    else:
+        train, test = _hotprotein(Path(source), variant, settings, fold, out_dir, max_res, meta)
+
+    n_trunc = 0
+    for r in train + test + (extra_val or []):
+        r["sequence"], cut = pdata.truncate(r["sequence"], max_res)
+        n_trunc += cut
+    meta["truncated"] = n_trunc
+
+    split_seed = int(settings.get("split_seed", 0))
+    if extra_val is not None:  # Meltome with validation_from: flip
+        validation = extra_val
+        meta["validation"] = "FLIP's validation flag (training rows marked VALIDATION=True)"
+    else:
+        frac = float(settings.get("validation_fraction", 0.1))
+        train, validation = pdata.carve_validation(train, frac, split_seed)
+        meta["validation"] = f"carved from train: fraction {frac}, seed {split_seed}, stratified by label"
+    if not train or not validation or not test:
+        raise ValueError(f"{dataset}: empty split after preparation (train {len(train)}, validation "
+                         f"{len(validation)}, test {len(test)}); check the source {source}")
+    counts = {}
+    for name, rows in (("train", train), ("validation", validation), ("test", test)):
+        counts[name] = write_jsonl(out_dir / f"{name}.jsonl", rows)
+        meta.setdefault("label_counts", {})[name] = pdata.label_counts(rows)
+    meta["counts"] = counts
+    return meta
+
+
+def _synthetic(settings: dict, meta: dict) -> tuple[list[dict], list[dict]]:
+    c = int(settings.get("num_classes", 2))
+    n_train, n_test = int(settings.get("n_train", 400)), int(settings.get("n_test", 200))
+    rows = pdata.synthetic_rows(n_train + n_test, c, int(settings.get("world_seed", 0)),
+                                int(settings.get("min_length", 20)), int(settings.get("max_length", 32)),
+                                float(settings.get("label_noise", 0.0)))
+    meta.update(num_classes=c, class_names=[f"bin{i}" for i in range(c)],
+                rule="class = bin of a latent t driving charged/hydrophobic enrichment (protein_data.synthetic_rows)")
+    return rows[:n_train], rows[n_train:]
+
+
+def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, out_dir: Path, max_res: int,
+                meta: dict) -> tuple[list[dict], list[dict]]:
+    layout = pdata.HOTPROTEIN_LAYOUT[variant]
+    root = pdata.hotprotein_root(source, variant)
+    cv_fold = int(fold if fold is not None else settings.get("cv_fold", 0))
+    split_file = root / layout["split"].format(fold=cv_fold)
+    if not split_file.is_file():
+        raise FileNotFoundError(f"{split_file}: HotProtein split file not found (settings.cv_fold={cv_fold}; "
+                                f"expected the release layout {layout['dir']}/{layout['split']})")
+    split = pdata.read_hotprotein_split(split_file)
+    meta["files_sha256"][str(split_file.relative_to(source))] = pdata.sha256_file(split_file)
+    num_classes = int(settings.get("num_classes", layout["classes"]))
+    offset = int(settings.get("label_offset", 0))
+    fasta_root = root / settings.get("fasta_dir", layout["fasta"])
+    structures = variant == "hp_s2c5"
+    chain = str(settings.get("chain", "A"))
+    coords: dict[str, torch.Tensor] = {}
+    digest = hashlib.sha256()
+    n_hashed = 0
+    dropped: dict[str, int] = {}
+    out: dict[str, list[dict]] = {}
+    for part in ("train", "test"):
+        rows = []
+        seen = set()
+        for name, raw_label in zip(split[f"{part}_names"], split[f"{part}_labels"]):
+            name = str(name)
+            where = f"{split_file} {part} record {name!r}"
+            try:
+                label = int(float(raw_label)) - offset
+            except (TypeError, ValueError):
+                raise pdata.ProteinDataError(f"{where}: label {raw_label!r} is not a class number") from None
+            if float(raw_label) != int(float(raw_label)) or not 0 <= label < num_classes:
+                raise pdata.ProteinDataError(
+                    f"{where}: label {raw_label!r} (offset {offset}) is not a class in 0..{num_classes - 1}; "
+                    "is this the *_classification.pkl file? set settings.label_offset if labels start at 1")
+            if name in seen:
+                dropped[f"duplicate_name_in_{part}"] = dropped.get(f"duplicate_name_in_{part}", 0) + 1
+                continue
+            seen.add(name)
+            fasta = fasta_root / f"{name}.fasta"
+            if not fasta.is_file():
+                dropped["missing_fasta"] = dropped.get("missing_fasta", 0) + 1
+                continue
+            seq = pdata.read_single_fasta_sequence(fasta, name)
+            digest.update(f"{fasta.relative_to(source)}\0{pdata.sha256_file(fasta)}\n".encode())
+            n_hashed += 1
+            row = {"id": name, "sequence": seq, "label": label}
+            if structures:
+                pdb = root / layout["structures"] / name / layout["pdb_name"]
+                if not pdb.is_file():
+                    dropped["missing_pdb"] = dropped.get("missing_pdb", 0) + 1
+                    continue
+                pdb_seq, xyz = pdata.parse_pdb_backbone(pdb, chain)
+                digest.update(f"{pdb.relative_to(source)}\0{pdata.sha256_file(pdb)}\n".encode())
+                n_hashed += 1
+                if len(pdb_seq) != len(seq):
+                    dropped["structure_length_mismatch"] = dropped.get("structure_length_mismatch", 0) + 1
+                    continue
+                coords[name] = torch.tensor(xyz[:max_res], dtype=torch.float32)
+                row["pdb"] = str(pdb.relative_to(source))
+            rows.append(row)
+        out[part] = rows
+    if structures:
+        from safetensors.torch import save_file
+
+        save_file(coords, str(out_dir / "structures.safetensors"), metadata={"chain": chain, "atoms": "N,CA,C"})
+        meta["structures"] = {"file": "structures.safetensors", "chain": chain, "count": len(coords)}
+    meta["files_sha256"]["per_protein_files"] = {"count": n_hashed, "sha256_of_list": digest.hexdigest()}
+    meta.update(dropped=dropped, cv_fold=cv_fold, num_classes=num_classes, label_offset=offset,
+                class_names=HOTPROTEIN_CLASS_NAMES.get(num_classes, [str(i) for i in range(num_classes)]))
+    if not out["train"]:
+        raise pdata.ProteinDataError(f"{split_file}: no usable training record (dropped: {dropped}); "
+                                     f"are the FASTA files under {fasta_root}?")
+    return out["train"], out["test"]
+
+
+def _meltome_file(source: Path, split: str) -> tuple[Path, str | None]:
+    """(file, member inside splits.zip or None) for FLIP's Meltome ``split``."""
+    if source.is_file():
+        return source, None
+    name = MELTOME_FILES.get(split)
+    if name is None:
+        raise ValueError(f"settings.split {split!r} is not a FLIP Meltome split (known: {', '.join(MELTOME_FILES)})")
+    for cand in (source / name, source / "splits" / name, source / "splits" / "meltome" / name,
+                 source / f"{split}.fasta", source / f"{Path(name).stem}.fasta"):
+        if cand.is_file():
+            return cand, None
+    for z in (source / "splits.zip", source / "splits" / "meltome" / "splits.zip"):
+        if z.is_file():
+            with zipfile.ZipFile(z) as zf:
+                member = next((m for m in zf.namelist() if Path(m).name == name), None)
+            if member:
+                return z, member
+    raise FileNotFoundError(f"{source}: no FLIP Meltome file for split {split!r} ({name}, {split}.fasta or "
+                            "splits.zip); point source at FLIP's splits/meltome folder or at the file")
+
+
+def _meltome(source: Path, settings: dict, meta: dict) -> tuple[list[dict], list[dict], list[dict] | None]:
+    split = str(settings.get("split", "mixed"))
+    path, member = _meltome_file(source, split)
+    meta["files_sha256"][path.name] = pdata.sha256_file(path)
+    if member is not None:
+        import tempfile
+
+        with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory() as tmp:
+            extracted = Path(zf.extract(member, tmp))
+            records = pdata.read_meltome_csv(extracted)
+        meta["zip_member"] = member
+    elif path.suffix.lower() in (".fasta", ".fa", ".faa"):
+        records = pdata.read_meltome_fasta(path)
+    else:
+        records = pdata.read_meltome_csv(path)
+    bins = sorted(float(b) for b in settings.get("tm_bins", pdata.DEFAULT_TM_BINS))
+    for r in records:
+        r["label"] = pdata.tm_class(r["target"], bins)
+    use_flip = str(settings.get("validation_from", "carve")) == "flip"
+    train = [r for r in records if r["set"] == "train" and not (use_flip and r["flip_validation"])]
+    val = [r for r in records if r["set"] == "train" and use_flip and r["flip_validation"]]
+    test = [r for r in records if r["set"] == "test"]
+    keep = ("id", "sequence", "label", "target")
+    train, val, test = ([{k: r[k] for k in keep} for r in rows] for rows in (train, val, test))
+    names = (list(pdata.MELTOME_CLASS_NAMES) if bins == list(pdata.DEFAULT_TM_BINS)
+             else [f"Tm in [{lo}, {hi})" for lo, hi in zip([-math.inf] + bins, bins + [math.inf])])
+    meta.update(split=split, tm_bins=bins, num_classes=len(bins) + 1, class_names=names,
+                regression_target="target = melting temperature Tm (C); spearman is reported on it")
+    return train, test, (val if use_flip else None)
+
+
+# === pretrained =============================================================================
+def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Path) -> dict:
+    """Materialize a protein model. Hub snapshot / local folder: checked and used in place.
+    ``synthetic``: the demo's tiny ESM, masked-LM pre-trained on synthetic proteins.
+    ESM-IF1 ``.pt``: converted once to safetensors (``encoder.safetensors`` + args JSON)."""
+    from . import protein_models as pm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arch = entry.get("arch", "esm")
+    settings = dict(entry.get("settings") or {})
+    if arch not in ("esm", "tape", "esm_if1"):
+        raise ValueError(f"model {model_name!r}: unknown protein arch {arch!r} (known: esm, tape, esm_if1)")
+    if str(source) == "synthetic":
+        if arch != "esm":
+            raise ValueError(f"model {model_name!r}: source 'synthetic' is only available for arch esm "
+                             "(the demo's tiny ESM); give a local path for tape / esm_if1")
+        seed = int(settings.get("world_seed", 0)) + 1000  # a different stream from the datasets'
+        seqs = [r["sequence"] for r in pdata.synthetic_rows(
+            int(settings.get("pretrain_sequences", 2000)), 5, seed,
+            int(settings.get("min_length", 20)), int(settings.get("max_length", 32)))]
+        info = pm.pretrain_tiny_esm(seqs, settings, out_dir, seed=int(settings.get("world_seed", 0)))
+        # "." = out_dir itself (pretrained_path resolves relative paths against it): relocatable.
+        return {"path": ".", "arch": arch, "source": "synthetic", **info}
+    src = Path(source)
+    if arch == "esm_if1":
+        if (src / "encoder.safetensors").is_file() and (src / "esm_if1_args.json").is_file():
+            return {"path": str(src.resolve()), "arch": arch, "source": str(source)}
+        pts = [src] if src.is_file() else sorted(src.glob("*.pt"))
+        pts = [p for p in pts if "contact-regression" not in p.name]
+        if len(pts) != 1:
+            raise FileNotFoundError(f"model {model_name!r}: expected one ESM-IF1 .pt file at {source} "
+                                    f"(esm_if1_gvp4_t16_142M_UR50.pt), found {[p.name for p in pts]}")
+        info = pm.convert_esm_if1_checkpoint(pts[0], out_dir)
+        return {"path": ".", "arch": arch, "source": str(source), **info}
+    if not (src / "config.json").is_file():
+        raise FileNotFoundError(f"model {model_name!r}: {source} has no config.json; give a Hugging Face "
+                                f"model folder ({'facebook/esm1b_t33_650M_UR50S' if arch == 'esm' else 'BertModel + TAPE vocab'})")
+    return {"path": str(src.resolve()), "arch": arch, "source": str(source)}
+
+
+# === the task ===============================================================================
+class ProteinTask(Task):
+    """Sequence (or structure) → thermostability class. Metric: accuracy (%); Meltome adds
+    ``spearman`` (plain ρ in [-1, 1] between the predicted expected class index and Tm)."""
+
+    family = FAMILY
+    primary_metric = "accuracy"
+
+    def __init__(self, dataset, settings, data_dir, pretrained_dir, seed, device="cpu"):
+        super().__init__(dataset, settings, data_dir, pretrained_dir, seed, device)
+        self.model_entry = dict(settings.get("model") or {})
+        self.arch = self.model_entry.get("arch", "esm")
+        self.model_settings = dict(self.model_entry.get("settings") or {})
+        self.training = dict(settings.get("training") or {})
+        meta_path = self.data_dir / "meta.json"
+        self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.rows = {p.stem: read_jsonl(p) for p in sorted(self.data_dir.glob("*.jsonl"))}
+        if "train" not in self.rows:
+            raise FileNotFoundError(f"{self.data_dir}: no train.jsonl; run `python -m smcbench prepare {dataset}` first")
+        self.num_classes = int(settings.get("num_classes") or self.meta.get("num_classes")
+                               or 1 + max(r["label"] for r in self.rows["train"]))
+        # A model's settings may override the dataset's recipe (TAPE and ESM-1b share HP-S).
+        for key in ("lr", "backbone_lr", "batch_size"):
+            if key in self.model_settings:
+                self.training[key] = self.model_settings[key]
+        self.batch_size = int(self.training.get("batch_size", 32))
+        self.eval_batch_size = int(self.training.get("eval_batch_size", max(self.batch_size, 64)))
+        self.weights_dir = pretrained_path(self.pretrained_dir)
+        self._encoded: dict[str, list] = {}
+        self._coords = None
+        self._state_cache: dict[str, torch.Tensor] | None = None
+        self._backbone_config = None
+        self.max_model_residues = 10**9
+        if self.arch in ("esm", "tape"):
+            self.vocab, self.specials = self._load_vocab()
+            cfg_path = self.weights_dir / "config.json"
+            if cfg_path.is_file():
+                positions = int(json.loads(cfg_path.read_text()).get("max_position_embeddings", 10**9))
+                # ESM numbers positions from padding_idx + 1; BERT from 0; both add <cls>, <eos>.
+                used = self.specials["pad"] + 3 if self.arch == "esm" else 2
+                self.max_model_residues = positions - used
+
+    # --- tokens ----------------------------------------------------------------------------
+    def _load_vocab(self) -> tuple[dict[str, int], dict[str, int]]:
+        from . import protein_models as pm
+
+        if self.arch == "tape":
+            vocab = pm.tape_vocab(self.weights_dir)
+            return vocab, {"cls": vocab["<cls>"], "eos": vocab["<sep>"], "pad": vocab["<pad>"], "unk": vocab["<unk>"]}
+        vocab_file = self.weights_dir / "vocab.txt"
+        tokens = vocab_file.read_text(encoding="utf-8").split() if vocab_file.is_file() else pm.ESM_VOCAB
+        vocab = {t: i for i, t in enumerate(tokens)}
+        return vocab, {"cls": vocab["<cls>"], "eos": vocab["<eos>"], "pad": vocab["<pad>"], "unk": vocab["<unk>"]}
+
+    def encode(self, sequence: str) -> list[int]:
+        """Token ids of one sequence: ``<cls>`` residues ``<eos>`` (TAPE: ``<sep>``); ESM's
+        ``EsmTokenizer`` gives the same ids (checked in tests)."""
+        sp = self.specials
+        sequence = sequence[:self.max_model_residues]  # prepare truncates already; a smaller model may not fit
+        return [sp["cls"]] + [self.vocab.get(c, sp["unk"]) for c in sequence] + [sp["eos"]]
+
+    def _split(self, split: str) -> list:
+        if split not in self.rows:
+            raise KeyError(f"{self.data_dir}: no {split}.jsonl (have {sorted(self.rows)})")
+        if split not in self._encoded:
+            if self.arch == "esm_if1":
+                coords = self._structures()
+                self._encoded[split] = [(coords[r["id"]], r["label"]) for r in self.rows[split]]
+            else:
+                self._encoded[split] = [(torch.tensor(self.encode(r["sequence"]), dtype=torch.long), r["label"])
+                                        for r in self.rows[split]]
+        return self._encoded[split]
+
+    def _structures(self) -> dict[str, torch.Tensor]:
+        if self._coords is None:
+            from safetensors.torch import load_file
+
+            path = self.data_dir / "structures.safetensors"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} missing: arch esm_if1 needs a dataset prepared with structures "
+                                        "(variant hp_s2c5)")
+            self._coords = load_file(str(path))
+        return self._coords
+
+    def _collate(self, items: list) -> dict[str, torch.Tensor]:
+        labels = torch.tensor([y for _, y in items], dtype=torch.long)
+        if self.arch == "esm_if1":
+            from esm.inverse_folding.util import CoordBatchConverter
+
+            conv = CoordBatchConverter(self._alphabet)
+            coords, confidence, _, _, padding_mask = conv([(x.numpy(), None, None) for x, _ in items])
+            lengths = torch.tensor([len(x) for x, _ in items])
+            return {k: v.to(self.device) for k, v in dict(coords=coords, padding_mask=padding_mask, confidence=confidence,
+                                                              lengths=lengths, labels=labels).items()}
+        ids = torch.nn.utils.rnn.pad_sequence([x for x, _ in items], batch_first=True, padding_value=self.specials["pad"])
+        return {"input_ids": ids.to(self.device), "attention_mask": (ids != self.specials["pad"]).long().to(self.device),
+                "labels": labels.to(self.device)}
+
+    # --- model -----------------------------------------------------------------------------
+    def build_model(self) -> torch.nn.Module:
+        from . import protein_models as pm
+
+        ms = self.model_settings
+        head_hidden = int(ms.get("head_hidden", 128 if self.arch == "esm_if1" else 512))
+        if self.arch == "esm":
+            backbone = self._cached_backbone(lambda: pm.load_esm_backbone(self.weights_dir, ms.get("attn_implementation")))
+            model = pm.EsmThermoClassifier(backbone, self.num_classes, head_hidden, self.seed, cls_id=self.specials["cls"])
+        elif self.arch == "tape":
+            backbone = self._cached_backbone(lambda: pm.load_tape_backbone(self.weights_dir))
+            model = pm.TapeThermoClassifier(backbone, self.num_classes, head_hidden, self.seed,
+                                            dropout=float(ms.get("head_dropout", 0.1)))
+        elif self.arch == "esm_if1":
+            from safetensors.torch import load_file
+
+            args = json.loads((self.weights_dir / "esm_if1_args.json").read_text())
+            encoder = pm.build_esm_if1_encoder(args, load_file(str(self.weights_dir / "encoder.safetensors")))
+            self._alphabet = encoder.alphabet
+            model = pm.EsmIF1Classifier(encoder, self.num_classes, head_hidden, self.seed)
+        else:
+            raise ValueError(f"unknown protein arch {self.arch!r} (known: esm, tape, esm_if1)")
+        return model.to(self.device)
+
+    def _cached_backbone(self, load):
+        # from_pretrained is the slow part of a demo run; a second build_model (e.g. LTH's rewind
+        # target) reuses the loaded weights, copied, so the two models never share tensors.
+        import copy
+
+        if self._state_cache is None:
+            backbone = load()
+            self._state_cache = copy.deepcopy(backbone)
+            return backbone
+        return copy.deepcopy(self._state_cache)
+
+    def param_groups(self, model: torch.nn.Module, lr: float, weight_decay: float) -> list[dict]:
+        """Head (``classifier.*``) at ``lr``; backbone at ``training.backbone_lr`` (default
+        ``lr``), as the paper's separate backbone/head optimizers; no decay on biases/norms.
+        Model settings ``lr`` / ``backbone_lr`` override the dataset's values."""
+        lr = float(self.model_settings.get("lr", lr))
+        backbone_lr = float(self.training.get("backbone_lr", lr))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            key = (name.startswith("classifier."), p.ndim < 2 or "norm" in name.lower())
+            groups.setdefault(key, []).append(p)
+        out = []
+        for (is_head, no_decay), params in sorted(groups.items()):
+            out.append({"params": params, "lr": lr if is_head else backbone_lr,
+                        "weight_decay": 0.0 if no_decay else weight_decay,
+                        "name": f"{'head' if is_head else 'backbone'}{'_no_decay' if no_decay else ''}"})
+        return out
+
+    # --- data ------------------------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.rows["train"]) / self.batch_size)
+
+    def train_batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        items = self._split("train")
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(items), generator=gen).tolist()
+        for i in range(0, len(order), self.batch_size):
+            yield self._collate([items[j] for j in order[i:i + self.batch_size]])
+
+    def _forward(self, model, batch):
+        if self.arch == "esm_if1":
+            return model(batch["coords"], batch["padding_mask"], batch["confidence"], batch["lengths"])
+        return model(batch["input_ids"], batch["attention_mask"])
+
+    def loss(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(self._forward(model, batch), batch["labels"])
+
+    # --- evaluation ------------------------------------------------------------------------
+    def eval_splits(self) -> list[str]:
+        return sorted(s for s in self.rows if s.startswith("test")) or ["test"]
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        """Accuracy (%) on ``split``; with Meltome targets also ``spearman`` (ρ between the
+        expected class index Σ c·p(c) and Tm)."""
+        items = self._split(split)
+        was_training = model.training
+        model.eval()
+        # Length-sorted batches waste little padding; results are order-independent.
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
+        pred = torch.empty(len(items), dtype=torch.long)
+        expected = torch.empty(len(items))
+        classes = torch.arange(self.num_classes, dtype=torch.float32)
+        for i in range(0, len(order), self.eval_batch_size):
+            idx = order[i:i + self.eval_batch_size]
+            batch = self._collate([items[j] for j in idx])
+            logits = self._forward(model, batch).float().cpu()
+            pred[idx] = logits.argmax(-1)
+            expected[idx] = logits.softmax(-1) @ classes
+        if was_training:
+            model.train()
+        labels = torch.tensor([y for _, y in items])
+        out = {"accuracy": 100.0 * float((pred == labels).float().mean())}
+        rows = self.rows[split]
+        if rows and "target" in rows[0]:
+            out["spearman"] = _spearman(expected.tolist(), [r["target"] for r in rows])
+        return out
+
+    def baseline(self, split: str) -> dict[str, float]:
+        """Majority class of train, predicted for every row of ``split`` (spearman of a constant: 0)."""
+        counts: dict[int, int] = {}
+        for r in self.rows["train"]:
+            counts[r["label"]] = counts.get(r["label"], 0) + 1
+        majority = max(sorted(counts), key=lambda c: counts[c])
+        rows = self.rows[split]
+        out = {"accuracy": 100.0 * sum(r["label"] == majority for r in rows) / max(1, len(rows))}
+        if rows and "target" in rows[0]:
+            out["spearman"] = 0.0
+        return out
+
+    def signature(self) -> str:
+        extra = f"|tm_bins:{self.meta.get('tm_bins')}" if "tm_bins" in self.meta else ""
+        return (f"accuracy|family:protein|arch:{self.arch}|pool:{'pooler' if self.arch == 'tape' else 'mean'}"
+                f"|classes:{self.num_classes}|max_residues:{self.meta.get('max_residues', 1022)}{extra}")
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
+        return 0.0  # undefined for a constant predictor; 0 = no rank information
+    return float(spearmanr(x, y).statistic)
+
+
+TASK = ProteinTask

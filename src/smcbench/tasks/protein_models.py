@@ -1,0 +1,366 @@
+"""Protein models: ESM-1b (HF ``EsmModel``), the TAPE transformer (HF ``BertModel``) and ESM-IF1
+(fair-esm, optional), each with SMC-Bench's thermostability head; plus the tiny demo ESM.
+
+Parameter names stay the backbone library's own (``esm.encoder.layer.N.attention.self.query``…,
+``bert.encoder.layer.N…``, ``encoder.layers.N.self_attn.q_proj``…) so scopes and masks written
+for the real checkpoints apply unchanged. The head is ``classifier.{dense,layer_norm,out_proj}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+#: The ESM-1b alphabet (fair-esm ``Alphabet.from_architecture("ESM-1b")``): 4 specials, 25 residue
+#: codes, gap symbols, one filler so the size is a multiple of 8, then <mask> (id 32).
+ESM_VOCAB = (["<cls>", "<pad>", "<eos>", "<unk>"] + list("LAGVSERTIDPKQNFYMHWCXBUZO")
+             + [".", "-", "<null_1>", "<mask>"])
+
+#: TAPE's IUPAC vocabulary (``TAPETokenizer(vocab="iupac")``), ids 0..29.
+TAPE_VOCAB = ["<pad>", "<mask>", "<cls>", "<sep>", "<unk>"] + list("ABCDEFGHIKLMNOPQRSTUVWXYZ")
+
+
+class ThermoHead(nn.Module):
+    """SMC-Bench's classification head: Linear → LayerNorm → ReLU → Linear (ESM-1b: 1280→512→C;
+    ESM-IF1: 512→128→C). ``layer_norm=False`` gives TAPE's Linear → ReLU → Dropout → Linear."""
+
+    def __init__(self, in_dim: int, hidden: int, num_classes: int, layer_norm: bool = True,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.dense = nn.Linear(in_dim, hidden)
+        self.layer_norm = nn.LayerNorm(hidden) if layer_norm else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.relu(self.layer_norm(self.dense(x)))))
+
+
+def _seeded_head(seed: int, *args, **kwargs) -> ThermoHead:
+    # Heads are initialized from the run seed without touching the global RNG, so building the
+    # model twice (LTH rewinding) gives bitwise-identical heads.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ThermoHead(*args, **kwargs)
+
+
+class EsmThermoClassifier(nn.Module):
+    """ESM (HF ``EsmModel``) + mean over residue positions + :class:`ThermoHead`.
+
+    Pooling follows SMC-Bench: the last layer's states averaged over tokens that are neither
+    padding nor ``<cls>`` (``<eos>`` is included, as the paper's ``tokens >= 2`` mask does).
+    """
+
+    def __init__(self, esm: nn.Module, num_classes: int, head_hidden: int, seed: int, cls_id: int = 0):
+        super().__init__()
+        self.esm = esm
+        self.cls_id = cls_id
+        # The contact head is unused here; frozen so no optimizer or scorer sees a gradless tensor.
+        if getattr(esm, "contact_head", None) is not None:
+            esm.contact_head.requires_grad_(False)
+        self.classifier = _seeded_head(seed, esm.config.hidden_size, head_hidden, num_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.esm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        keep = (attention_mask.bool() & (input_ids != self.cls_id)).unsqueeze(-1).to(states.dtype)
+        pooled = (states * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return self.classifier(pooled)
+
+
+class TapeThermoClassifier(nn.Module):
+    """TAPE transformer (HF ``BertModel``, TAPE vocab) + pooled output + MLP head (TAPE's
+    ``SimpleMLP`` 768→512→C, without its weight norm so weight names stay ``.weight``)."""
+
+    def __init__(self, bert: nn.Module, num_classes: int, head_hidden: int, seed: int, dropout: float = 0.1):
+        super().__init__()
+        self.bert = bert
+        self.classifier = _seeded_head(seed, bert.config.hidden_size, head_hidden, num_classes,
+                                       layer_norm=False, dropout=dropout)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        return self.classifier(out.pooler_output)
+
+
+# --- ESM -----------------------------------------------------------------------------------
+def tiny_esm_config(settings: dict[str, Any], max_residues: int):
+    """An ``EsmConfig`` with ESM-1b's layout (absolute positions, pre-LN with
+    ``emb_layer_norm_before``, token dropout, 33-token alphabet) at demo sizes from ``settings``."""
+    from transformers import EsmConfig
+
+    hidden = int(settings.get("hidden_size", 32))
+    return EsmConfig(
+        vocab_size=len(ESM_VOCAB), hidden_size=hidden,
+        num_hidden_layers=int(settings.get("num_hidden_layers", 2)),
+        num_attention_heads=int(settings.get("num_attention_heads", 2)),
+        intermediate_size=int(settings.get("intermediate_size", 2 * hidden)),
+        # HF ESM positions start at padding_idx + 1, so L residues + <cls>/<eos> need L + 4 rows.
+        max_position_embeddings=int(settings.get("max_residues", max_residues)) + 4,
+        position_embedding_type="absolute",
+        pad_token_id=ESM_VOCAB.index("<pad>"), mask_token_id=ESM_VOCAB.index("<mask>"),
+        token_dropout=True, emb_layer_norm_before=True, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, layer_norm_eps=1e-5,
+    )
+
+
+def write_esm_vocab(out_dir: Path) -> Path:
+    """Write ESM's ``vocab.txt`` (one token per line, id = line number) and return its path."""
+    path = Path(out_dir) / "vocab.txt"
+    path.write_text("\n".join(ESM_VOCAB) + "\n", encoding="utf-8")
+    return path
+
+
+def load_esm_backbone(path: Path, attn_implementation: str | None = None) -> nn.Module:
+    """``EsmModel`` from a local folder (a Hub snapshot of ``facebook/esm1b_t33_650M_UR50S``, a
+    user's path, or the demo's pre-trained folder). Works from ``EsmForMaskedLM`` checkpoints too
+    (the ``esm.`` prefix is stripped by ``from_pretrained``)."""
+    from transformers import EsmModel
+    from transformers.utils import logging as hf_logging
+
+    fast = _load_small_esm(Path(path), attn_implementation)
+    if fast is not None:
+        return fast
+    kwargs = {"add_pooling_layer": False}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "LM head weights not used" is expected, not news
+    try:
+        return EsmModel.from_pretrained(str(path), **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _load_small_esm(path: Path, attn_implementation: str | None) -> nn.Module | None:
+    """Load a small single-file safetensors ESM (the demo's) without ``from_pretrained``'s fixed
+    cost (~0.1 s, a fifth of a demo run). Returns None (→ the regular path) unless every weight
+    of the model is found under its HF name; big checkpoints always take the regular path."""
+    from safetensors.torch import load_file
+    from transformers import EsmConfig, EsmModel
+
+    st = path / "model.safetensors"
+    if not st.is_file() or st.stat().st_size > 64 * 2**20 or not (path / "config.json").is_file():
+        return None
+    config = EsmConfig.from_pretrained(str(path))
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
+    model = EsmModel(config, add_pooling_layer=False)
+    state = {}
+    for key, value in load_file(str(st)).items():
+        key = key[len("esm."):] if key.startswith("esm.") else key
+        # transformers 5 writes some LayerNorm parameters under their legacy gamma/beta names
+        if key.endswith(".gamma") or key.endswith(".beta"):
+            key = key.rsplit(".", 1)[0] + (".weight" if key.endswith(".gamma") else ".bias")
+        state[key] = value
+    expected = model.state_dict()
+    if any(k not in state or state[k].shape != v.shape for k, v in expected.items()):
+        return None
+    model.load_state_dict({k: state[k] for k in expected}, strict=True)
+    model.eval()  # from_pretrained returns eval mode too
+    return model
+
+
+def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_lo: int, vocab_hi: int,
+                generator: torch.Generator, rate: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT-style masking (of the chosen 15%: 80% <mask>, 10% random residue, 10% unchanged)."""
+    labels = input_ids.clone()
+    chosen = (torch.rand(input_ids.shape, generator=generator) < rate) & ~special
+    labels[~chosen] = -100
+    inputs = input_ids.clone()
+    u = torch.rand(input_ids.shape, generator=generator)
+    inputs[chosen & (u < 0.8)] = mask_id
+    rand_pos = chosen & (u >= 0.8) & (u < 0.9)
+    inputs[rand_pos] = torch.randint(vocab_lo, vocab_hi, (int(rand_pos.sum()),), generator=generator)
+    return inputs, labels
+
+
+def encode_batch(seqs: list[str], vocab: dict[str, int], cls_id: int, eos_id: int, pad_id: int,
+                 unk_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``<cls> residues <eos>`` ids, right-padded, and the attention mask."""
+    n = max(len(s) for s in seqs) + 2
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        row = [cls_id] + [vocab.get(c, unk_id) for c in s] + [eos_id]
+        ids[i, :len(row)] = torch.tensor(row)
+    return ids, (ids != pad_id).long()
+
+
+def pretrain_tiny_esm(sequences: list[str], settings: dict[str, Any], out_dir: Path, seed: int,
+                      log=print) -> dict[str, Any]:
+    """Masked-LM pre-training of a tiny ``EsmForMaskedLM`` on ``sequences``; saves the model
+    (safetensors) and an ``EsmTokenizer`` (vocab written here) into ``out_dir``."""
+    from transformers import EsmForMaskedLM, EsmTokenizer
+
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    max_res = max(len(s) for s in sequences)
+    config = tiny_esm_config(settings, max_res)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = EsmForMaskedLM(config)
+    vocab = {t: i for i, t in enumerate(ESM_VOCAB)}
+    cls_id, pad_id, eos_id, unk_id, mask_id = (vocab[t] for t in ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>"))
+    residue_lo, residue_hi = vocab["L"], vocab["O"] + 1
+    steps = int(settings.get("pretrain_steps", 200))
+    bs = int(settings.get("pretrain_batch_size", 32))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(settings.get("pretrain_lr", 2e-3)), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    losses = []
+    for step in range(steps):
+        idx = torch.randint(len(sequences), (bs,), generator=gen).tolist()
+        ids, att = encode_batch([sequences[i] for i in idx], vocab, cls_id, eos_id, pad_id, unk_id)
+        special = (ids == cls_id) | (ids == eos_id) | (ids == pad_id)
+        inputs, labels = mask_tokens(ids, special, mask_id, residue_lo, residue_hi, gen)
+        loss = model(input_ids=inputs, attention_mask=att, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    write_esm_vocab(out_dir)
+    EsmTokenizer(vocab_file=str(out_dir / "vocab.txt")).save_pretrained(str(out_dir))
+    head = sum(losses[:10]) / max(1, len(losses[:10]))
+    tail = sum(losses[-10:]) / max(1, len(losses[-10:]))
+    info = {"pretrain_steps": steps, "pretrain_batch_size": bs, "mlm_loss_first10": round(head, 4),
+            "mlm_loss_last10": round(tail, 4), "uniform_loss": round(math.log(residue_hi - residue_lo), 4),
+            "pretrain_seconds": round(time.time() - t0, 2),
+            "num_parameters": sum(p.numel() for p in model.parameters())}
+    log(f"tiny ESM pre-trained: MLM loss {head:.3f} -> {tail:.3f} in {info['pretrain_seconds']}s")
+    return info
+
+
+# --- TAPE ----------------------------------------------------------------------------------
+def tape_vocab(path: Path) -> dict[str, int]:
+    """Token ids of a TAPE checkpoint folder: its ``vocab.txt`` if present (the HF port uses
+    ``[PAD] [MASK] [CLS] [SEP] [UNK] A…Z``, same ids as TAPE), else TAPE's IUPAC vocab. Special
+    tokens are returned under TAPE's names (``<pad>``, ``<cls>``, ``<sep>``, ``<unk>``)."""
+    vocab_file = Path(path) / "vocab.txt"
+    tokens = (vocab_file.read_text(encoding="utf-8").split() if vocab_file.is_file() else TAPE_VOCAB)
+    rename = {"[PAD]": "<pad>", "[MASK]": "<mask>", "[CLS]": "<cls>", "[SEP]": "<sep>", "[UNK]": "<unk>"}
+    vocab = {rename.get(t, t): i for i, t in enumerate(tokens)}
+    missing = [t for t in ("<pad>", "<cls>", "<sep>", "<unk>") if t not in vocab]
+    if missing:
+        raise ValueError(f"{vocab_file}: TAPE vocabulary lacks {missing}; expected TAPE's IUPAC vocab")
+    return vocab
+
+
+def load_tape_backbone(path: Path) -> nn.Module:
+    """HF ``BertModel`` from a local TAPE folder (``config.json`` + weights, e.g. the
+    ``mlnotes/tape`` port or a conversion of TAPE's ``bert-base`` checkpoint)."""
+    from transformers import BertModel
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{path}: no config.json; the TAPE model needs a local folder in Hugging Face BertModel "
+            "format (config.json + model.safetensors, vocab.txt optional). See docs/protein.md (TAPE).")
+    return BertModel.from_pretrained(str(path), add_pooling_layer=True)
+
+
+def tiny_tape_backbone(settings: dict[str, Any], seed: int) -> nn.Module:
+    """A random-init ``BertModel`` with TAPE's layout (30-token vocab, GELU, post-LN) at test sizes."""
+    from transformers import BertConfig, BertModel
+
+    hidden = int(settings.get("hidden_size", 32))
+    cfg = BertConfig(vocab_size=len(TAPE_VOCAB), hidden_size=hidden,
+                     num_hidden_layers=int(settings.get("num_hidden_layers", 2)),
+                     num_attention_heads=int(settings.get("num_attention_heads", 2)),
+                     intermediate_size=int(settings.get("intermediate_size", 2 * hidden)),
+                     max_position_embeddings=int(settings.get("max_position_embeddings", 1100)),
+                     type_vocab_size=1, pad_token_id=0, layer_norm_eps=1e-12,
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BertModel(cfg, add_pooling_layer=True)
+
+
+# --- ESM-IF1 (optional: fair-esm, biotite, torch-geometric, torch-scatter) ------------------
+ESMIF_INSTALL_HINT = (
+    "ESM-IF1 (arch esm_if1) needs the optional dependencies fair-esm, biotite, torch-geometric and "
+    "torch-scatter: `pip install -e '.[esmif]'` plus torch-scatter, or `conda env create -f envs/esmif.yaml`. "
+    "See docs/protein.md (ESM-IF1 install pitfalls: torch-scatter has no PyPI wheels, biotite>=1.0 "
+    "removed filter_backbone)")
+
+
+def import_esm_inverse_folding():
+    """Import fair-esm's inverse-folding package lazily; a clear ImportError when missing."""
+    try:
+        import esm  # noqa: F401  (fair-esm)
+        import esm.inverse_folding  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"{ESMIF_INSTALL_HINT}. Import failed with: {e}") from None
+    return esm
+
+
+def convert_esm_if1_checkpoint(pt_path: Path, out_dir: Path) -> dict[str, Any]:
+    """Convert fair-esm's ``esm_if1_gvp4_t16_142M_UR50.pt`` into ``encoder.safetensors`` +
+    ``esm_if1_args.json`` in ``out_dir`` so training jobs never unpickle.
+
+    The ``.pt`` is read with ``torch.load(weights_only=True)`` allowing only
+    ``argparse.Namespace`` (the checkpoint's ``args``); anything else in it is refused.
+    """
+    import argparse
+
+    from safetensors.torch import save_file
+
+    esm = import_esm_inverse_folding()
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        model_data = torch.load(str(pt_path), map_location="cpu", weights_only=True)
+    model, _alphabet = esm.pretrained.load_model_and_alphabet_core(Path(pt_path).stem, model_data, None)
+    args = {k: v for k, v in vars(model.args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    state = {k: v.contiguous() for k, v in model.encoder.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / "encoder.safetensors"), metadata={"source": str(pt_path)})
+    (out_dir / "esm_if1_args.json").write_text(json.dumps(args, indent=1, sort_keys=True))
+    return {"encoder_parameters": sum(v.numel() for v in state.values())}
+
+
+def build_esm_if1_encoder(args: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The GVP-Transformer *encoder* of ESM-IF1 (the decoder is not needed for a classifier)."""
+    import argparse
+
+    esm = import_esm_inverse_folding()
+    from esm.inverse_folding.gvp_transformer import GVPTransformerModel
+    from esm.inverse_folding.gvp_transformer_encoder import GVPTransformerEncoder
+
+    alphabet = esm.Alphabet.from_architecture("invariant_gvp")
+    ns = argparse.Namespace(**args)
+    embed = GVPTransformerModel.build_embedding(ns, alphabet, ns.encoder_embed_dim)
+    encoder = GVPTransformerEncoder(ns, alphabet, embed)
+    if state is not None:
+        encoder.load_state_dict(state, strict=True)
+    encoder.alphabet = alphabet
+    return encoder
+
+
+class EsmIF1Classifier(nn.Module):
+    """ESM-IF1 encoder on backbone coordinates → mean over residues → :class:`ThermoHead`
+    (512→128→C), as SMC-Bench's ``if1_*`` scripts (but the encoder is trained too)."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, head_hidden: int, seed: int):
+        super().__init__()
+        self.encoder = encoder
+        dim = int(encoder.args.encoder_embed_dim) if hasattr(encoder, "args") else 512
+        self.classifier = _seeded_head(seed, dim, head_hidden, num_classes)
+
+    def forward(self, coords: torch.Tensor, padding_mask: torch.Tensor, confidence: torch.Tensor,
+                lengths: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(coords, padding_mask, confidence)["encoder_out"][0]  # T x B x C
+        states = out.transpose(0, 1)
+        # Residues sit at positions 1..L of each row (the batch converter adds BOS/EOS slots);
+        # average those only, as get_encoder_output(...)[1:-1].mean(0) does for one structure.
+        pos = torch.arange(states.shape[1], device=states.device)
+        keep = ((pos >= 1) & (pos <= lengths[:, None])).unsqueeze(-1).to(states.dtype)
+        pooled = (states * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return self.classifier(pooled)
