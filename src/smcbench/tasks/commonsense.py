@@ -548,7 +548,7 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
     world = synth.make_world(int(s.get("world_seed", 0)), int(s.get("n_people", 60)))
     tokenizer = build_word_tokenizer(world.vocabulary())
     lines = synth.pretraining_corpus(world, int(s.get("corpus_lines", 2000)),
-                                     int(s.get("pretrain_seed", 0)))
+                                     int(s.get("pretrain_seed", 0)), float(s.get("qa_fraction", 0.0)))
     config = RobertaConfig(
         vocab_size=len(tokenizer), hidden_size=int(s.get("hidden_size", 64)),
         num_hidden_layers=int(s.get("num_hidden_layers", 2)),
@@ -559,34 +559,52 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
         attention_probs_dropout_prob=float(s.get("attention_probs_dropout_prob", 0.1)),
         pad_token_id=1, bos_token_id=0, eos_token_id=2)
     g = torch.Generator().manual_seed(int(s.get("pretrain_seed", 0)))
+    steps, bs = int(s.get("pretrain_steps", 200)), int(s.get("pretrain_batch_size", 16))
+    mc_bs = int(s.get("reading_batch_size", 8))
+    lr = float(s.get("pretrain_lr", 3e-3))
+    max_len = config.max_position_embeddings - 2
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(s.get("pretrain_seed", 0)))
         model = RobertaForMaskedLM(config)
+        # The auxiliary one-hop reading head (see docs/commonsense.md): scores <s> of each
+        # "<s> Q: passage question </s> A: choice </s>"; it is discarded after pre-training, so
+        # fine-tuning starts from a fresh seeded head like the real recipe.
+        reading_head = torch.nn.Sequential(torch.nn.Linear(config.hidden_size, config.hidden_size),
+                                           torch.nn.Tanh(), torch.nn.Linear(config.hidden_size, 1))
         ids = tokenizer(lines, add_special_tokens=False)["input_ids"]
-        max_len = config.max_position_embeddings - 2
-        seqs = [[0] + x[: max_len - 2] + [2] for x in ids]
-        data, attn = _pad(seqs)
-        steps, bs = int(s.get("pretrain_steps", 300)), int(s.get("pretrain_batch_size", 32))
-        lr = float(s.get("pretrain_lr", 2e-3))
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+        data, attn = _pad([[0] + x[: max_len - 2] + [2] for x in ids])
+        reading = synth.make_split(world, "easy", int(s.get("reading_questions", 1000)), world.people,
+                                   int(s.get("pretrain_seed", 0)) + 99, "pre")
+        mc = encode_csqa(tokenizer, reading, max_len)
+        mc_ids, mc_attn = _pad([x for r in mc for x in r])
+        n_choices = len(reading[0]["choices"])
+        mc_ids, mc_attn = mc_ids.view(len(reading), n_choices, -1), mc_attn.view(len(reading), n_choices, -1)
+        mc_labels = torch.tensor([r["label"] for r in reading])
+        params = list(model.parameters()) + list(reading_head.parameters())
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
         warmup = max(1, steps // 10)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda t: min((t + 1) / warmup, max(0.0, (steps - t) / max(1, steps - warmup))))
         model.train()
-        losses = []
+        losses, reading_acc = [], []
         for step in range(steps):
             idx = torch.randint(0, len(data), (bs,), generator=g)
-            x, a = data[idx], attn[idx]
-            keep = a.sum(0) > 0
-            x, a = x[:, keep], a[:, keep]
+            x, a = _trim(data[idx], attn[idx])
             inputs, labels = _mlm_mask(x, a, len(tokenizer), g, float(s.get("mask_prob", 0.15)))
             loss = model(input_ids=inputs, attention_mask=a, labels=labels).loss
+            losses.append(loss.item())
+            if mc_bs > 0:
+                j = torch.randint(0, len(reading), (mc_bs,), generator=g)
+                x, a = _trim(mc_ids[j].view(mc_bs * n_choices, -1), mc_attn[j].view(mc_bs * n_choices, -1))
+                cls = model.roberta(input_ids=x, attention_mask=a).last_hidden_state[:, 0]
+                logits = reading_head(cls).view(mc_bs, n_choices)
+                loss = loss + F.cross_entropy(logits, mc_labels[j])
+                reading_acc.append((logits.argmax(-1) == mc_labels[j]).float().mean().item())
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
@@ -597,6 +615,8 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "pretrain_steps": steps, "mlm_loss_first": round(losses[0], 4) if losses else None,
             "mlm_loss_last": round(sum(tail) / len(tail), 4) if tail else None,
+            "reading_accuracy_last": (round(100 * sum(reading_acc[-20:]) / len(reading_acc[-20:]), 1)
+                                      if reading_acc else None),
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -614,6 +634,12 @@ def _mlm_mask(x: torch.Tensor, attn: torch.Tensor, vocab_size: int, g: torch.Gen
     swap = pick & (r >= 0.8) & (r < 0.9)
     inputs[swap] = rand_words[swap]
     return inputs, labels
+
+
+def _trim(ids: torch.Tensor, attn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the all-padding columns at the right of a batch."""
+    width = max(1, int(attn.sum(-1).max()))
+    return ids[..., :width], attn[..., :width]
 
 
 def _pad(seqs: list[list[int]], pad_id: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -107,18 +107,25 @@ def make_world(seed: int, n_people: int = 60) -> World:
     return World(seed, people, attributes, friend)
 
 
-def pretraining_corpus(world: World, n_lines: int = 2000, seed: int = 0) -> list[str]:
-    """Lines of 2-4 facts each, drawn at random from the world's facts (deterministic in ``seed``).
+def pretraining_corpus(world: World, n_lines: int = 2000, seed: int = 0,
+                       qa_fraction: float = 0.5) -> list[str]:
+    """Lines for MLM pre-training, deterministic in ``seed``.
 
-    Grouping facts into short multi-sentence lines makes the pre-training inputs look like the
-    fine-tuning passages (several facts, some about related people)."""
+    ``1 - qa_fraction`` of the lines are 2-4 facts drawn from the world (often a person, their
+    friend and a fact about the friend, so chains appear); ``qa_fraction`` are one-hop reading
+    exercises in the fine-tuning layout, ``q : {passage} {question} a : {answer}``. Masking the
+    answer word teaches the small model to look the answer up in the passage, the skill both demo
+    variants fine-tune on; the two-hop questions of the hard variant never appear here."""
     rng = random.Random(seed * 7919 + world.seed)
     kinds = list(ATTRIBUTES) + ["friend"]
     lines = []
     for _ in range(n_lines):
         person = rng.choice(world.people)
+        if rng.random() < qa_fraction:
+            q = make_question(world, rng, "easy", person)
+            lines.append(f"q : {q['question']} a : {q['choices'][q['label']]}")
+            continue
         facts = [world.fact(rng.choice(kinds), person)]
-        # often continue with a fact about the friend, so chains appear in the corpus too
         if rng.random() < 0.5:
             facts.append(world.fact("friend", person))
             facts.append(world.fact(rng.choice(list(ATTRIBUTES)), world.friend[person]))
@@ -148,8 +155,7 @@ def make_question(world: World, rng: random.Random, variant: str, subject: str,
     stranger = rng.choice([p for p in world.people if p != subject and p != world.friend[subject]])
     if variant == "easy":
         answer = world.attributes[kind][subject]
-        facts = [world.fact(kind, subject), world.fact(rng.choice(other_kinds), subject),
-                 world.fact(rng.choice(other_kinds), stranger)]
+        facts = [world.fact(kind, subject), world.fact(rng.choice(other_kinds), stranger)]
         question = QUESTION[kind].format(e=subject)
         choices, label = _choices(rng, kind, answer, [], n_choices)
     elif variant == "hard":
