@@ -122,6 +122,11 @@ def cmd_pretrained(a) -> int:
     info = family_module(entry["family"]).make_pretrained(a.model, entry, source, out)
     if "path" not in info:
         return _fail(f"make_pretrained for {a.model} returned no 'path'")
+    # Weights saved in the output folder are recorded as "." (the results folder can move);
+    # other local paths as absolute paths.
+    path = Path(info["path"])
+    info = dict(info)
+    info["path"] = "." if path.resolve() == out.resolve() else str(path.resolve())
     write_json_atomic(out / "pretrained.json", info)
     print(f"pretrained {a.model}: {info['path']}")
     return 0

@@ -382,8 +382,8 @@ def mask_params(cfg: dict, dataset: str, model: str, method: str, scope: str, le
 
 
 def prepare_params(cfg: dict, dataset: str) -> str:
-    d = cfg["datasets"][dataset]
-    return canonical_json({"family": d["family"], "settings": d.get("settings") or {}})
+    """The dataset's ``settings`` (what ``prepare`` receives)."""
+    return canonical_json(cfg["datasets"][dataset].get("settings") or {})
 
 
 def pretrained_params(cfg: dict, model: str) -> str:
