@@ -157,3 +157,38 @@ def test_beam_search_is_valid_and_width_one_equals_greedy(workdir, arch):
     assert all(is_complete_prefix([task.vocab.token(k) for k in s]) and len(s) <= 7 for s in wide)
     task.beam_size = 3
     assert task.signature().count("beam3") == 1 and len(task.predict(model, "validation")) == len(task.rows["validation"])
+
+
+@pytest.mark.parametrize("dataset, sub, fold", [("asdiv_a", "asdiv_a", 0), ("mawps", "mawps", 1)])
+def test_real_sample_rows_train_and_decode(tmp_path, dataset, sub, fold):
+    """The real-data path end to end on the fixtures: group_nums graphs, constants (MAWPS) or none
+    (ASDiv-A), a tiny random RoBERTa with a word-level tokenizer over the fixture's words."""
+    from pathlib import Path
+
+    from transformers import RobertaConfig, RobertaModel
+
+    src = Path("/work/shared/real-samples") / sub
+    if not src.exists():
+        pytest.skip(f"real samples not available at {src}")
+    A.prepare(dataset, src, tmp_path / "data", {"validation_fraction": 0.2}, fold=fold)
+    rows = [r for s in ("train", "validation", "test") for r in A.read_jsonl(tmp_path / "data" / f"{s}.jsonl")]
+    words = sorted({w for r in rows for w in r["question"].split()})
+    tok = A.build_word_tokenizer(words)
+    tok.save_pretrained(tmp_path / "pre")
+    RobertaModel(RobertaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=16, max_position_embeddings=130, pad_token_id=1)
+                 ).save_pretrained(tmp_path / "pre")
+    (tmp_path / "pre" / "pretrained.json").write_text(json.dumps({"path": str(tmp_path / "pre")}))
+    settings = {"model": {"arch": "graph2tree", "settings": {"hidden_size": 16, "lstm_layers": 2, "dropout": 0.5,
+                                                             "min_constant_count": 1, "max_length": 128}},
+                "training": {"batch_size": 4}}
+    task = A.TASK(dataset, settings, tmp_path / "data", tmp_path / "pre", seed=0)
+    assert (task.vocab.constants == []) == (dataset == "asdiv_a")
+    model = task.build_model()
+    assert (model.predict.const_embed is None) == (dataset == "asdiv_a")
+    batch = next(iter(task.train_batches(0)))
+    assert batch["graphs"].shape[1] == 2 and torch.allclose(batch["graphs"].sum(-1)[batch["attention_mask"].bool().unsqueeze(1).expand(-1, 2, -1)], torch.ones(1))
+    task.loss(model, batch).backward()
+    res = task.evaluate(model, "test")
+    assert res["value_total"] == 20 and 0 <= res["value_correct"] <= 20
+    assert all(is_complete_prefix(p) for p in task.predict(model, "test"))

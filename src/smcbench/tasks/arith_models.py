@@ -204,10 +204,18 @@ class Prediction(nn.Module):
         self.concat_r = nn.Linear(2 * hidden, hidden)
         self.concat_rg = nn.Linear(2 * hidden, hidden)
         self.tree_attn = TreeAttention(hidden)
-        self.const_embed = nn.Parameter(torch.randn(max(num_constants, 0), hidden) * 0.1)
+        # no zero-size parameter when the data has no constants (ASDiv-A): scopes and pruning
+        # statistics would divide by its size
+        self.const_embed = nn.Parameter(torch.randn(num_constants, hidden) * 0.1) if num_constants else None
         self.op_head = nn.Linear(2 * hidden, num_ops)
         self.num_head = PointerScorer(hidden)
         self.dropout = nn.Dropout(dropout)
+
+    def constants(self, batch_size: int, like: torch.Tensor) -> torch.Tensor:
+        """Constant embeddings [B, C, H] (C may be 0)."""
+        if self.const_embed is None:
+            return like.new_zeros(batch_size, 0, like.size(-1))
+        return self.const_embed.unsqueeze(0).expand(batch_size, -1, -1)
 
     def node_state(self, goal: torch.Tensor, left: torch.Tensor | None, right_rows: torch.Tensor | None) -> torch.Tensor:
         """Gated node state; rows listed in ``right_rows`` are right children with sub-tree ``left``."""
@@ -293,7 +301,7 @@ class MathSolver(nn.Module):
         states, pad, root, num_states = self.encode(batch)
         B = root.size(0)
         n_ops = self.vocab.num_ops
-        const = self.predict.const_embed.unsqueeze(0).expand(B, -1, -1)
+        const = self.predict.constants(B, root)
         cands = torch.cat([const, num_states], dim=1)
         cand_valid = torch.cat([torch.ones(B, const.size(1), dtype=torch.bool, device=root.device),
                                 batch["num_valid"]], dim=1)

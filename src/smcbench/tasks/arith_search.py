@@ -29,7 +29,7 @@ def beam_search(model: MathSolver, batch: dict, beam_size: int, max_len: int) ->
     """Best output-id sequence per problem of ``batch`` under beam search of width ``beam_size``."""
     states, pad, root, num_states = model.encode(batch)
     n_ops = model.vocab.num_ops
-    const = model.predict.const_embed
+    const = model.predict.constants(1, root)[0]
     results = []
     for b in range(root.size(0)):
         cands = torch.cat([const, num_states[b]], dim=0)

@@ -529,7 +529,17 @@ class ArithmeticTask(Task):
 
         from .arith_models import MathSolver
 
-        roberta = RobertaModel.from_pretrained(str(self.model_path), add_pooling_layer=False)
+        from transformers.utils import logging as hf_logging
+
+        # the MLM head of the checkpoint is unused on purpose; keep the per-job logs quiet about it
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            roberta = RobertaModel.from_pretrained(str(self.model_path), add_pooling_layer=False)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            hf_logging.enable_progress_bar()
         hidden = int(self.ms.get("hidden_size", 512 if self.arch == "gts" else 384))
         # the decoder is new: its init derives from the run seed only (LTH rewinds to it)
         state = torch.random.get_rng_state()
