@@ -1,0 +1,180 @@
+"""Read OPUS-100 (en-centric, v1.0) from a local folder, in either of its two layouts.
+
+* **HF snapshot** of ``Helsinki-NLP/opus-100`` (what ``snapshot_download(repo_type="dataset")``
+  writes): ``<root>/<pair>/<split>-00000-of-00001.parquet`` (older revisions:
+  ``<pair>/<split>/0000.parquet`` or ``<pair>/opus100-<split>.parquet``), one column
+  ``translation`` = struct ``{<l1>: str, <l2>: str}``; splits ``train``, ``validation``, ``test``.
+* **Original release**: ``<root>/[opus-100-corpus/v1.0/supervised/]<pair>/opus.<pair>-{train,dev,
+  test}.{l1,l2}``, plain UTF-8, one sentence per line, the two files of a split line-aligned
+  (``dev`` is the validation split). The last line may or may not end with a newline.
+
+``<pair>`` is the two ISO codes in alphabetical order (``cs-en``, ``en-fr``). Dropped records:
+pairs with an empty side (after stripping whitespace) — counted per split and reason in the meta.
+Settings: ``max_train_per_pair`` (seeded random subset, ``sample_seed``; null = all),
+``max_validation_per_pair`` (first N, default 500 — selection only needs a stable sample),
+``max_test_per_pair`` (first N; null = the full 2,000).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from .translation import PIVOT, SPLITS, directional_rows, opus_pair
+
+_SPLIT_RE = re.compile(r"(?:^|[/_.-])(train|validation|test)(?:[/_.-]|$)")
+_TEXT_SPLIT = {"train": "train", "validation": "dev", "test": "test"}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file split on ``\\n`` only (``str.splitlines`` would also split on
+    U+2028 and friends, which occur inside OPUS sentences and would break the alignment). A
+    final newline is optional; ``\\r`` before it is removed."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start]:#04x}); OPUS-100 files "
+                         "are UTF-8 — re-download or re-extract the archive") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def find_layout(root: Path, pair: str) -> tuple[str, dict[str, Any]]:
+    """Locate ``pair``'s files under ``root``: ("parquet", {split: [files]}) or
+    ("text", {split: (file_l1, file_l2)}). Raises FileNotFoundError describing both layouts."""
+    l1, l2 = pair.split("-")
+    parquet: dict[str, list[Path]] = {}
+    for d in [root / pair, *sorted(root.glob(f"*/{pair}"))]:
+        for f in sorted(d.rglob("*.parquet")) if d.is_dir() else []:
+            m = _SPLIT_RE.search(f.relative_to(d).as_posix())
+            if m:
+                parquet.setdefault(m.group(1), []).append(f)
+        if parquet:
+            return "parquet", parquet
+    text: dict[str, tuple[Path, Path]] = {}
+    for split, name in _TEXT_SPLIT.items():
+        hits = sorted(root.rglob(f"opus.{pair}-{name}.{l1}"))
+        if hits:
+            text[split] = (hits[0], hits[0].with_name(f"opus.{pair}-{name}.{l2}"))
+    if text:
+        return "text", text
+    raise FileNotFoundError(
+        f"OPUS-100 pair {pair!r} not found under {root}: expected the HF snapshot layout "
+        f"{root}/{pair}/<split>-*.parquet or the original {root}/.../supervised/{pair}/"
+        f"opus.{pair}-train.{l1}; download it with `python -m smcbench download` "
+        "(Helsinki-NLP/opus-100) or point `source` at the extracted opus-100-corpus folder")
+
+
+def _read_parquet(files: list[Path], l1: str, l2: str) -> list[tuple[str, str]]:
+    import pyarrow.parquet as pq
+
+    out: list[tuple[str, str]] = []
+    for f in files:
+        table = pq.read_table(f)
+        if "translation" not in table.column_names:
+            raise ValueError(f"{f}: no 'translation' column (columns: {table.column_names}); expected "
+                             "the Helsinki-NLP/opus-100 parquet schema")
+        col = table.column("translation").combine_chunks()
+        names = [col.type.field(i).name for i in range(col.type.num_fields)]
+        if l1 not in names or l2 not in names:
+            raise ValueError(f"{f}: translation struct has keys {names}, expected {l1!r} and {l2!r}")
+        a, b = col.field(l1).to_pylist(), col.field(l2).to_pylist()
+        for i, (x, y) in enumerate(zip(a, b)):
+            if not isinstance(x, str) or not isinstance(y, str):
+                raise ValueError(f"{f}: row {i}: translation.{l1 if not isinstance(x, str) else l2} is "
+                                 f"{x if not isinstance(x, str) else y!r}, expected a string")
+            out.append((x, y))
+    return out
+
+
+def read_pair(root: Path, pair: str) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str], str]:
+    """All splits of ``pair`` as aligned (l1, l2) sentence tuples, the sha256 of every raw file
+    read (keyed by its path relative to ``root``), and the layout name."""
+    l1, l2 = pair.split("-")
+    layout, files = find_layout(root, pair)
+    data, hashes = {}, {}
+    for split in SPLITS:
+        if split not in files:
+            raise FileNotFoundError(f"OPUS-100 pair {pair!r} under {root} has no {split!r} split "
+                                    f"(found: {sorted(files)})")
+        if layout == "parquet":
+            data[split] = _read_parquet(files[split], l1, l2)
+            paths = files[split]
+        else:
+            f1, f2 = files[split]
+            if not f2.is_file():
+                raise FileNotFoundError(f"{f2} is missing (its aligned file {f1} exists)")
+            a, b = read_lines(f1), read_lines(f2)
+            if len(a) != len(b):
+                raise ValueError(f"{f1} has {len(a)} lines but {f2} has {len(b)}: the two sides of an "
+                                 "OPUS-100 split must be line-aligned; re-extract the archive")
+            data[split] = list(zip(a, b))
+            paths = [f1, f2]
+        for p in paths:
+            hashes[p.relative_to(root).as_posix()] = sha256_file(p)
+    return data, hashes, layout
+
+
+def read_opus100(root: Path, languages: list[str], test_languages: list[str],
+                 settings: dict[str, Any]) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """Rows of every split (schema of ``translation.py``) plus meta (layout, sha256, drops, caps).
+
+    Train/validation come from the fine-tuning ``languages``; test from ``test_languages``.
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(f"OPUS-100 source {root} is not a folder")
+    caps = {"train": settings.get("max_train_per_pair"),
+            "validation": settings.get("max_validation_per_pair", 500),
+            "test": settings.get("max_test_per_pair")}
+    seed = int(settings.get("sample_seed", 0))
+    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    dropped: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    hashes: dict[str, str] = {}
+    layouts = set()
+    for lang in sorted(set(languages) | set(test_languages)):
+        pair = opus_pair(lang)
+        data, h, layout = read_pair(root, pair)
+        hashes.update(h)
+        layouts.add(layout)
+        en_first = pair.split("-")[0] == PIVOT
+        for split in SPLITS:
+            if lang not in (test_languages if split == "test" else languages):
+                continue
+            kept = []
+            for i, (x, y) in enumerate(data[split]):
+                en, other = (x, y) if en_first else (y, x)
+                if not en.strip() or not other.strip():
+                    key = f"{pair}:empty_side"
+                    dropped[split][key] = dropped[split].get(key, 0) + 1
+                    continue
+                kept.append((i, en.strip(), other.strip()))
+            cap = caps[split]
+            if cap is not None and len(kept) > int(cap):
+                n_before = len(kept)
+                if split == "train":
+                    pick = sorted(random.Random(f"{seed}-{pair}").sample(range(len(kept)), int(cap)))
+                    kept = [kept[j] for j in pick]
+                else:
+                    kept = kept[: int(cap)]
+                key = f"{pair}:over_cap_{cap}"
+                dropped[split][key] = dropped[split].get(key, 0) + n_before - len(kept)
+            splits[split] += directional_rows(kept, lang, split)
+    meta = {"source": str(root), "layout": "+".join(sorted(layouts)), "sha256": dict(sorted(hashes.items())),
+            "dropped": dropped, "caps": caps, "sample_seed": seed}
+    return splits, meta
