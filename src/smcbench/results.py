@@ -1,7 +1,7 @@
 """The tidy results table: one row per (run, split, metric), built from every run's metrics.json.
 
 Columns (SPEC §3): ``family, dataset, model, method, scope, extra, level, target_sparsity,
-realized_sparsity, round, seed, fold, split, metric, value, value_best_on_test, baseline, n,
+realized_sparsity, mask_sparsity, round, seed, fold, split, metric, value, value_best_on_test, baseline, n,
 selection, signature, wall_time_s, peak_mem_mb, git_revision, config_hash, run_dir``.
 """
 
@@ -16,7 +16,7 @@ from .config import parse_level, scope_from_path
 from .sparsity.registry import METHODS
 
 COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
-           "realized_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
+           "realized_sparsity", "mask_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
            "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "git_revision",
            "config_hash", "run_dir"]
 
@@ -60,7 +60,8 @@ def rows_of_run(metrics_path: Path, extra: str = "main") -> list[dict]:
         out.append({
             "family": m["family"], "dataset": ident["dataset"], "model": ident["model"], "method": method,
             "scope": m["scope"], "extra": extra, "level": k, "target_sparsity": target,
-            "realized_sparsity": m["realized_sparsity"], "round": round_, "seed": ident["seed"],
+            "realized_sparsity": m["realized_sparsity"], "mask_sparsity": m.get("mask_sparsity", 0.0),
+            "round": round_, "seed": ident["seed"],
             "fold": ident["fold"], "split": r["split"], "metric": r["metric"], "value": r["value"],
             "value_best_on_test": r.get("value_best_on_test"), "baseline": r.get("baseline"),
             "n": r.get("n"), "selection": m["selection"]["rule"], "signature": m.get("signature", ""),
