@@ -263,6 +263,29 @@ class Merge(nn.Module):
         return torch.tanh(self.combine(x)) * torch.sigmoid(self.combine_gate(x))
 
 
+class _RowStore:
+    """Vectors made while decoding (goals, sub-trees), addressed by integer row ids. Gathering the
+    rows of many problems is one ``cat`` + one index (two autograd nodes) instead of one slice
+    node per problem, which is what made the backward pass of a per-problem stack slow."""
+
+    def __init__(self):
+        self.chunks: list[torch.Tensor] = []
+        self.n = 0
+        self._flat: torch.Tensor | None = None
+
+    def add(self, rows: torch.Tensor) -> list[int]:
+        self.chunks.append(rows)
+        self._flat = None
+        ids = list(range(self.n, self.n + rows.size(0)))
+        self.n += rows.size(0)
+        return ids
+
+    def get(self, ids: list[int]) -> torch.Tensor:
+        if self._flat is None:
+            self._flat = self.chunks[0] if len(self.chunks) == 1 else torch.cat(self.chunks)
+        return self._flat[torch.tensor(ids, dtype=torch.long, device=self._flat.device)]
+
+
 class MathSolver(nn.Module):
     """GTS (``arch='gts'``) or Graph2Tree (``arch='graph2tree'``) over a RoBERTa embedder."""
 
@@ -307,8 +330,10 @@ class MathSolver(nn.Module):
                                 batch["num_valid"]], dim=1)
         att_keys = self.predict.tree_attn.keys(states)
         cand_keys = self.predict.num_head.keys(cands)
-        goals: list[list[torch.Tensor]] = [[root[b]] for b in range(B)]
-        frames: list[list[list]] = [[] for _ in range(B)]  # open operators: [op embedding, left sub-tree]
+        dev = root.device
+        store = _RowStore()
+        goals: list[list[int]] = [[i] for i in store.add(root)]  # pending goals, by row id
+        frames: list[list[list]] = [[] for _ in range(B)]  # open operators: [op id, left sub-tree row id]
         out_tokens: list[list[int]] = [[] for _ in range(B)]
         all_scores, all_gold = [], []
         t = 0
@@ -318,11 +343,11 @@ class MathSolver(nn.Module):
                 break
             if targets is None and t >= max_len:  # cannot happen with the length guard; kept as a backstop
                 break
-            idx = torch.tensor(active, device=root.device)
-            goal = torch.stack([goals[b].pop() for b in active])
+            idx = torch.tensor(active, device=dev)
+            goal = store.get([goals[b].pop() for b in active])
             right_rows = [i for i, b in enumerate(active) if frames[b] and frames[b][-1][1] is not None]
-            left = torch.stack([frames[active[i]][-1][1] for i in right_rows]) if right_rows else None
-            rr = torch.tensor(right_rows, device=root.device, dtype=torch.long) if right_rows else None
+            left = store.get([frames[active[i]][-1][1] for i in right_rows]) if right_rows else None
+            rr = torch.tensor(right_rows, device=dev, dtype=torch.long) if right_rows else None
             q = self.predict.node_state(goal, left, rr)
             ctx = self.predict.tree_attn(q, att_keys[idx], states[idx], pad[idx])
             leaf = self.predict.dropout(torch.cat([q, ctx], dim=-1))
@@ -336,7 +361,7 @@ class MathSolver(nn.Module):
             else:
                 # length guard: an operator adds one pending goal; refuse it when the tree could
                 # no longer be closed within max_len tokens, so every output is a valid expression
-                allow = torch.tensor([t + 3 + len(goals[b]) <= max_len for b in active], device=root.device)
+                allow = torch.tensor([t + 3 + len(goals[b]) <= max_len for b in active], device=dev)
                 s = scores.clone()
                 s[:, :n_ops] = s[:, :n_ops].masked_fill(~allow.unsqueeze(1), NEG)
                 toks = s.argmax(-1).tolist()
@@ -345,32 +370,31 @@ class MathSolver(nn.Module):
             op_rows = [i for i, k in enumerate(toks) if k < n_ops]
             leaf_rows = [i for i, k in enumerate(toks) if k >= n_ops]
             if op_rows:
-                orr = torch.tensor(op_rows, device=root.device)
-                op_emb = self.generate.op_embed(torch.tensor([toks[i] for i in op_rows], device=root.device))
+                orr = torch.tensor(op_rows, device=dev)
+                op_emb = self.generate.op_embed(torch.tensor([toks[i] for i in op_rows], device=dev))
                 lg, rg = self.generate(q[orr], ctx[orr], op_emb)
-                for j, i in enumerate(op_rows):
+                for i, gl, gr in zip(op_rows, store.add(lg), store.add(rg)):
                     b = active[i]
-                    goals[b].append(rg[j])
-                    goals[b].append(lg[j])
-                    frames[b].append([op_emb[j], None])
+                    goals[b] += [gr, gl]  # pre-order: the left child is expanded first
+                    frames[b].append([toks[i], None])
             if leaf_rows:
-                lr_ = torch.tensor(leaf_rows, device=root.device)
-                sub = cands[idx[lr_], torch.tensor([toks[i] - n_ops for i in leaf_rows], device=root.device)]
-                pending = [(active[i], sub[j]) for j, i in enumerate(leaf_rows)]
+                lr_ = torch.tensor(leaf_rows, device=dev)
+                sub = cands[idx[lr_], torch.tensor([toks[i] - n_ops for i in leaf_rows], device=dev)]
+                pending = list(zip((active[i] for i in leaf_rows), store.add(sub)))
                 # close finished operators bottom-up, one batched merge per tree level
                 while pending:
                     to_merge = []
-                    for b, s_ in pending:
+                    for b, row in pending:
                         if frames[b] and frames[b][-1][1] is not None:
-                            to_merge.append((b, s_))
+                            to_merge.append((b, row))
                         elif frames[b]:
-                            frames[b][-1][1] = s_  # left sub-tree done; the right goal comes next
+                            frames[b][-1][1] = row  # left sub-tree done; the right goal comes next
                     if not to_merge:
                         break
                     popped = [frames[b].pop() for b, _ in to_merge]
-                    merged = self.merge(torch.stack([f[0] for f in popped]), torch.stack([f[1] for f in popped]),
-                                        torch.stack([s_ for _, s_ in to_merge]))
-                    pending = [(b, merged[j]) for j, (b, _) in enumerate(to_merge)]
+                    op_emb = self.generate.op_embed(torch.tensor([f[0] for f in popped], device=dev))
+                    merged = self.merge(op_emb, store.get([f[1] for f in popped]), store.get([r for _, r in to_merge]))
+                    pending = list(zip((b for b, _ in to_merge), store.add(merged)))
             t += 1
         if targets is not None:
             return torch.cat(all_scores), torch.cat(all_gold)
