@@ -293,9 +293,54 @@ ESMIF_INSTALL_HINT = (
     "removed filter_backbone)")
 
 
-def import_esm_inverse_folding():
-    """Import fair-esm's inverse-folding package lazily; a clear ImportError when missing."""
+def _torch_scatter_shim() -> None:
+    """Provide ``torch_scatter``'s functions from ``torch_geometric.utils.scatter`` when the
+    compiled package is absent (PyPI has only an sdist that must build against the installed
+    torch). Only the functional API fair-esm's inverse folding imports is covered."""
+    import importlib.util
+    import sys
+    import types
+
+    if importlib.util.find_spec("torch_scatter") is not None or "torch_scatter" in sys.modules:
+        return
+    if importlib.util.find_spec("torch_geometric") is None:
+        return  # the import below then fails with the install hint
+    from torch_geometric.utils import scatter as pyg_scatter
+
+    def scatter(src, index, dim=-1, out=None, dim_size=None, reduce="sum"):
+        if out is not None:
+            raise NotImplementedError("torch_scatter shim: out= is not supported")
+        return pyg_scatter(src, index, dim=dim, dim_size=dim_size, reduce=reduce)
+
+    mod = types.ModuleType("torch_scatter")
+    mod.__doc__ = "smcbench shim over torch_geometric.utils.scatter (no compiled torch-scatter found)"
+    mod.scatter = scatter
+    for reduce in ("sum", "add", "mean", "max", "min", "mul"):
+        setattr(mod, f"scatter_{reduce}",
+                lambda src, index, dim=-1, out=None, dim_size=None, _r="sum" if reduce == "add" else reduce:
+                scatter(src, index, dim, out, dim_size, _r))
+    sys.modules["torch_scatter"] = mod
+
+
+def _biotite_compat() -> None:
+    """biotite >= 1.0 renamed ``filter_backbone`` to ``filter_peptide_backbone``; fair-esm 2.0.0
+    imports the old name at module import time."""
     try:
+        import biotite.structure as bs
+    except ImportError:
+        return
+    if not hasattr(bs, "filter_backbone") and hasattr(bs, "filter_peptide_backbone"):
+        bs.filter_backbone = bs.filter_peptide_backbone
+
+
+def import_esm_inverse_folding():
+    """Import fair-esm's inverse-folding package lazily; a clear ImportError when missing.
+
+    Applies two documented compatibility shims first (torch_scatter via torch_geometric,
+    biotite's renamed ``filter_backbone``) so a pip-only install works on current versions."""
+    try:
+        _torch_scatter_shim()
+        _biotite_compat()
         import esm  # noqa: F401  (fair-esm)
         import esm.inverse_folding  # noqa: F401
     except ImportError as e:
