@@ -563,6 +563,10 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
     mc_bs = int(s.get("reading_batch_size", 8))
     lr = float(s.get("pretrain_lr", 3e-3))
     max_len = config.max_position_embeddings - 2
+    threads = torch.get_num_threads()
+    # A model this small gains nothing from intra-op threads, and on a busy machine spinning
+    # worker threads make it several times slower: pre-train on one thread.
+    torch.set_num_threads(int(s.get("pretrain_threads", 1)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(s.get("pretrain_seed", 0)))
         model = RobertaForMaskedLM(config)
@@ -605,6 +609,7 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+    torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
@@ -976,10 +981,10 @@ class CommonsenseTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
-        """``{"accuracy": %}`` on ``split``."""
+        """``{"accuracy": %, "n": number of questions}`` on ``split``."""
         pred = self.predict(model, split)
         labels = self.encoded(split)["labels"]
-        return {"accuracy": 100.0 * (pred == labels).float().mean().item()}
+        return {"accuracy": 100.0 * (pred == labels).float().mean().item(), "n": int(labels.numel())}
 
     def baseline(self, split: str) -> dict[str, float]:
         """max(chance, rate of train's most frequent label on ``split``), in %."""

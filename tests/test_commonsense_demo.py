@@ -1,0 +1,139 @@
+"""The synthetic commonsense demo: generator determinism, prepare, make_pretrained, a dense fine-tune."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from smcbench.tasks import commonsense as cs  # noqa: E402
+from smcbench.tasks import synthetic_commonsense as synth  # noqa: E402
+from smcbench.tasks.base import read_jsonl  # noqa: E402
+
+
+def test_world_and_questions_are_deterministic():
+    a, b = synth.make_world(7, 30), synth.make_world(7, 30)
+    assert a == b and a != synth.make_world(8, 30)
+    assert len(set(a.people)) == 30
+    assert all(a.friend[p] != p for p in a.people)
+    assert sorted(a.friend.values()) == sorted(a.people)  # a permutation: everyone is somebody's friend
+    train_s, test_s = synth.subject_split(a)
+    assert not set(train_s) & set(test_s) and len(train_s) + len(test_s) == 30
+    q1 = synth.make_split(a, "hard", 50, train_s, 3, "t")
+    assert q1 == synth.make_split(b, "hard", 50, train_s, 3, "t")
+    assert synth.pretraining_corpus(a, 20, 1) == synth.pretraining_corpus(b, 20, 1)
+    with pytest.raises(ValueError, match="variant 'medium'"):
+        synth.make_question(a, __import__("random").Random(0), "medium", a.people[0])
+
+
+def test_questions_are_answerable_from_the_passage():
+    world = synth.make_world(3, 40)
+    for variant in ("easy", "hard"):
+        for row in synth.make_split(world, variant, 200, world.people, 0, variant):
+            assert len(set(row["choices"])) == 4
+            answer = row["choices"][row["label"]]
+            subject = row["subject"]
+            if variant == "easy":
+                assert world.attributes[row["kind"]][subject] == answer
+                assert synth.FACT[row["kind"]].format(e=subject, v=answer) in row["passage"]
+                # the only choice that occurs in the passage is the answer
+                assert [c for c in row["choices"] if f" {c} " in f" {row['passage']} "] == [answer]
+            else:
+                friend = world.friend[subject]
+                assert world.attributes[row["kind"]][friend] == answer
+                assert synth.FACT["friend"].format(e=subject, v=friend) in row["passage"]
+                assert synth.FACT[row["kind"]].format(e=friend, v=answer) in row["passage"]
+                assert "friend of" in row["question"]
+
+
+def test_prepare_synthetic_meta_and_determinism(tmp_path):
+    settings = {"variant": "hard", "world_seed": 5, "n_people": 30, "n_train": 50, "n_test": 20,
+                "validation_fraction": 0.2}
+    meta = cs.prepare("demo_cs_hard", "synthetic", tmp_path / "a", settings)
+    cs.prepare("demo_cs_hard", "synthetic", tmp_path / "b", settings)
+    assert meta["counts"] == {"train": 40, "validation": 10, "test": 20}
+    assert meta["world"] == {"seed": 5, "n_people": 30}
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
+    test_subjects = {r["subject"] for r in read_jsonl(tmp_path / "a/test.jsonl")}
+    assert not test_subjects & {r["subject"] for r in read_jsonl(tmp_path / "a/train.jsonl")}
+    with pytest.raises(ValueError, match="settings.variant"):
+        cs.prepare("demo_cs_x", "synthetic", tmp_path / "c", {"variant": None})
+
+
+MODEL = {"name": "demo_roberta", "arch": "roberta_mc", "source": "synthetic",
+         "settings": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                      "intermediate_size": 64, "hidden_dropout_prob": 0.0,
+                      "attention_probs_dropout_prob": 0.0, "world_seed": 5, "n_people": 30,
+                      "corpus_lines": 200, "pretrain_steps": 60, "pretrain_batch_size": 16,
+                      "reading_batch_size": 8, "pretrain_lr": 5e-3}}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("pre")
+    info = cs.make_pretrained("demo_roberta", MODEL, "synthetic", out)
+    (out / "pretrained.json").write_text(json.dumps(info))
+    return out, info
+
+
+def test_make_pretrained_saves_safetensors_and_tokenizer(pretrained):
+    out, info = pretrained
+    assert info["path"] == str(out) and info["world"] == {"seed": 5, "n_people": 30}
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+    assert (out / "tokenizer.json").is_file()
+    assert info["mlm_loss_last"] < info["mlm_loss_first"]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.mask_token_id) == (0, 1, 2, 4)
+    # every word of the world is in the vocabulary (no <unk> in the demo data)
+    world = synth.make_world(5, 30)
+    assert tok.unk_token_id not in tok(" ".join(world.vocabulary()), add_special_tokens=False)["input_ids"]
+
+
+def test_hub_or_local_model_is_used_in_place(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    info = cs.make_pretrained("roberta_large", {"arch": "roberta_mc"}, str(tmp_path), tmp_path / "o")
+    assert info["path"] == str(tmp_path)
+    with pytest.raises(ValueError, match="no config.json"):
+        cs.make_pretrained("roberta_large", {"arch": "roberta_mc"}, str(tmp_path / "o"), tmp_path / "o")
+
+
+def test_world_mismatch_is_reported(tmp_path, pretrained):
+    out, _ = pretrained
+    cs.prepare("demo_cs_easy", "synthetic", tmp_path, {"variant": "easy", "world_seed": 6, "n_people": 30,
+                                                       "n_train": 10, "n_test": 5})
+    (tmp_path / "meta.json").write_text(json.dumps({"world": {"seed": 6, "n_people": 30}}))
+    with pytest.raises(ValueError, match="world_seed"):
+        cs.TASK("demo_cs_easy", {"model": MODEL}, tmp_path, out, 0)
+
+
+def test_dense_finetune_beats_chance(tmp_path, pretrained):
+    """A few dozen steps on the easy variant: clearly above the 25% chance level."""
+    torch.set_num_threads(1)
+    out, _ = pretrained
+    settings = {"variant": "easy", "world_seed": 5, "n_people": 30, "n_train": 160, "n_test": 80,
+                "validation_fraction": 0.2, "max_length": 48}
+    cs.prepare("demo_cs_easy", "synthetic", tmp_path, settings)
+    training = {"batch_size": 16, "lr": 5e-3}
+    task = cs.TASK("demo_cs_easy", {**settings, "model": MODEL, "training": training}, tmp_path, out, seed=0)
+    torch.manual_seed(0)
+    model = task.build_model()
+    opt = torch.optim.AdamW(task.param_groups(model, 5e-3, 0.01))
+    model.train()
+    for epoch in range(2):
+        for batch in task.train_batches(epoch):
+            loss = task.loss(model, batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    acc = task.evaluate(model, "test")["accuracy"]
+    assert task.baseline("test")["accuracy"] <= 30.0
+    assert acc >= 60.0, acc
+    assert task.signature() == "accuracy|selection:validation|input:fairseq-mc|arch:roberta_mc"
