@@ -21,6 +21,7 @@ Definitions:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,35 +99,48 @@ def _layer_order(run_path: Path, names: list[str]) -> dict[str, int]:
     return {n: i for i, n in enumerate(names)}
 
 
+#: Elements per chunk of the pairwise count: float32 counts stay exact below 2**24.
+IOU_CHUNK = 1 << 22
+
+
 def mask_iou(paths: dict[str, Path]) -> "pd.DataFrame":
     """Per-tensor IoU of every pair of masks in ``paths`` (method -> mask.safetensors).
 
     Tensors are streamed one at a time (a paper-scale mask is hundreds of MB), so memory stays at
-    one tensor per method. Columns: method_a, method_b, name, numel, intersection, union,
-    density_a, density_b, iou, iou_random.
+    one tensor per method. All pairwise intersections of a tensor come from one product X·Xᵀ of
+    the stacked 0/1 masks per chunk (|A ∪ B| = |A| + |B| − |A ∩ B|). Columns: method_a, method_b,
+    name, numel, intersection, union, density_a, density_b, iou, iou_random.
     """
     import pandas as pd
+    import torch
     from safetensors import safe_open
 
     names = {m: _mask_names(p) for m, p in paths.items()}
-    handles = {m: safe_open(str(p), framework="pt", device="cpu") for m, p in paths.items()}
     methods = list(paths)
-    common = [n for n in names[methods[0]] if all(n in set(names[m]) for m in methods)] if methods else []
+    sets = {m: set(v) for m, v in names.items()}
+    common = [n for n in names[methods[0]] if all(n in sets[m] for m in methods)] if methods else []
     rows = []
-    for name in common:
-        ts = {m: handles[m].get_tensor(name).bool() for m in methods}
-        for a, b in itertools.combinations(methods, 2):
-            ta, tb = ts[a], ts[b]
-            if ta.shape != tb.shape:
+    with contextlib.ExitStack() as stack:
+        handles = {m: stack.enter_context(safe_open(str(p), framework="pt", device="cpu")) for m, p in paths.items()}
+        for name in common:
+            ts = [handles[m].get_tensor(name).bool().flatten() for m in methods]
+            if len({t.numel() for t in ts}) != 1:
                 continue
-            inter = int((ta & tb).sum())
-            union = int((ta | tb).sum())
-            n = ta.numel()
-            da, db = float(ta.sum()) / n, float(tb.sum()) / n
-            denom = da + db - da * db
-            rows.append(dict(method_a=a, method_b=b, name=name, numel=n, intersection=inter, union=union,
-                             density_a=da, density_b=db, iou=inter / union if union else float("nan"),
-                             iou_random=da * db / denom if denom > 0 else float("nan")))
+            n = ts[0].numel()
+            inter = torch.zeros(len(methods), len(methods), dtype=torch.float64)
+            for lo in range(0, n, IOU_CHUNK):
+                x = torch.stack([t[lo:lo + IOU_CHUNK] for t in ts]).to(torch.float32)
+                inter += (x @ x.T).to(torch.float64)
+            kept = inter.diagonal().clone()
+            for i, j in itertools.combinations(range(len(methods)), 2):
+                it = int(round(float(inter[i, j])))
+                union = int(round(float(kept[i] + kept[j]))) - it
+                da, db = float(kept[i]) / n, float(kept[j]) / n
+                denom = da + db - da * db
+                rows.append(dict(method_a=methods[i], method_b=methods[j], name=name, numel=n, intersection=it,
+                                 union=union, density_a=da, density_b=db,
+                                 iou=it / union if union else float("nan"),
+                                 iou_random=da * db / denom if denom > 0 else float("nan")))
     return pd.DataFrame(rows, columns=["method_a", "method_b", "name", "numel", "intersection", "union",
                                        "density_a", "density_b", "iou", "iou_random"])
 
