@@ -4,13 +4,14 @@
 #   tests/slurm/run.sh [--keep]
 #
 # 1. starts the test cluster (tests/slurm/up.sh: installs slurm-wlm + munge with apt if needed);
-# 2. runs a slice of the offline demo (download -> prepare -> pretrained -> dense -> one sparse
-#    run) through  --profile profiles/slurm --profile profiles/ci-slurm  in a scratch workdir;
+# 2. runs a slice of the offline demo, shrunk (download -> prepare -> pretrained -> dense -> one
+#    sparse run: 6 SLURM jobs) through --profile profiles/slurm --profile profiles/ci-slurm in a
+#    scratch workdir;
 # 3. runs the same slice locally (--profile profiles/local) in another scratch workdir;
 # 4. checks: every job went through sbatch, GPU rules asked for --gpus=1 and SLURM gave them a GPU
-#    (AllocTRES gres/gpu=1), CPU rules asked for none, and the results table of the slice (every
-#    column but wall time and peak memory) is identical in both runs (training is deterministic
-#    on CPU).
+#    (JOB_GRES=gpu:1), CPU rules asked for none, and the value columns of the slice's results
+#    table (value, baseline, sparsities, config hash, keyed by dataset/model/method/level/seed/
+#    split/metric) are identical in both runs (training is deterministic on CPU).
 # The cluster is left running for the next call; stop it with tests/slurm/down.sh.
 # Needs root, apt (first run), and snakemake-executor-plugin-slurm in .venv.
 set -euo pipefail
@@ -35,10 +36,21 @@ WORK=$(mktemp -d /tmp/smcbench-test-slurm.XXXXXX)
 cleanup() { if (( KEEP )); then say "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
+# The demo config, made smaller (shorter pre-training, fewer examples) by an overlay that
+# Snakemake merges into it key by key; both runs use the same two files.
 CONFIG=$ROOT/workflow/configs/demo.yaml
+cat > "$WORK/slice.yaml" <<'YAML'
+models:
+  demo_roberta:
+    settings: {pretrain_steps: 30}
+datasets:
+  demo_cs_easy:
+    settings: {n_train: 200, n_test: 80}
+    training: {epochs: 2}
+YAML
 RUN=results/demo/runs/demo_cs_easy/all/demo_roberta
 TARGETS=("$RUN/dense/seed0/metrics.json" "$RUN/omp_after/paper/s0.2000/seed0/metrics.json")
-COMMON=(--snakefile "$ROOT/Snakefile" --configfile "$CONFIG" --nolock)
+COMMON=(--snakefile "$ROOT/Snakefile" --configfile "$CONFIG" "$WORK/slice.yaml" --nolock)
 # Jobs call `python -m smcbench ...`: the venv must come first on PATH, here and inside the SLURM
 # jobs (the plugin submits with --export=ALL).
 export PATH=$ROOT/.venv/bin:$PATH
@@ -55,6 +67,10 @@ if ! (cd "$ROOT" && "$SNAKEMAKE" "${COMMON[@]}" --directory "$WORK/slurm" \
 fi
 t2=$(date +%s)
 say "SLURM run: $((t2 - t1)) s"
+# what SLURM allocated to each job, read now (finished jobs stay visible for MinJobAge)
+for jid in $(grep -oE 'submitted with SLURM jobid [0-9]+' "$WORK/slurm.log" | awk '{print $NF}'); do
+  echo "== $jid"; scontrol show job -d "$jid" || true
+done >"$WORK/scontrol.txt"
 
 # --- the same slice locally -----------------------------------------------------------------------
 say "same slice locally in $WORK/local"
@@ -93,24 +109,27 @@ for rule, cs in by_rule.items():
         if "--gres" in c or " -p debug" not in c or " -A smcbench-ci" not in c:
             problems.append(f"{rule}: unexpected sbatch flags: {c}")
 # SLURM itself allocated a (fake) GPU to the GPU jobs
-ids = re.findall(r"rule (\w+).*?submitted with SLURM jobid (\d+)|SLURM jobid (\d+)", log)
 jobids = dict(re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: .*?rule_(\w+)/", log))
+shown = dict(re.findall(r"== (\d+)\n(.*?)(?=\n== |\Z)", (work / "scontrol.txt").read_text(), flags=re.S))
 for jid, rule in jobids.items():
-    if rule in ("dense", "train"):
-        out = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True).stdout
-        if out and "gres/gpu=1" not in out:
-            problems.append(f"SLURM job {jid} ({rule}) has no gres/gpu=1 allocation")
+    out = shown.get(jid, "")
+    gres = re.search(r"JOB_GRES=(\S+)", out)
+    if gres is None:
+        problems.append(f"SLURM job {jid} ({rule}) is gone from scontrol (MinJobAge too short?)")
+    elif (gres.group(1) == "gpu:1") != (rule in ("dense", "train")):
+        problems.append(f"SLURM job {jid} ({rule}) was allocated GRES {gres.group(1)}")
+print(f"[test-slurm] SLURM allocated gpu:1 to", sorted(r for r in jobids.values() if r in ("dense", "train")))
 
-# the slice's results table, on SLURM and locally
+# the slice's results table, on SLURM and locally: the identity and value columns
+COMPARED = ["dataset", "model", "method", "scope", "level", "seed", "fold", "split", "metric", "value",
+            "value_best_on_test", "baseline", "target_sparsity", "realized_sparsity", "config_hash"]
+
 def table(side):
     out = work / side / "slice.csv"
     subprocess.run([sys.executable, "-m", "smcbench", "results", "--metrics", *targets, "--out", str(out)],
                    cwd=work / side, check=True, capture_output=True)
     with open(out) as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("wall_time_s"); r.pop("peak_mem_mb")
-    return rows
+        return [{k: r[k] for k in COMPARED} for r in csv.DictReader(f)]
 
 slurm_rows, local_rows = table("slurm"), table("local")
 if not slurm_rows:

@@ -24,14 +24,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
     slurmctld slurmd slurm-client munge >/dev/null
 fi
 
-# --- 2. already up? -----------------------------------------------------------------------------
-alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if alive /run/munge/munged.pid && alive /run/slurmctld.pid && alive /run/slurmd.pid \
-   && sinfo -h -o '%T' 2>/dev/null | grep -Eq '^(idle|mixed|allocated)$'; then
-  log "cluster already up"; sinfo; exit 0
-fi
-
-# --- 3. configuration ---------------------------------------------------------------------------
+# --- 2. configuration (written to temporary files, installed only when they changed) ------------
 node=$(hostname -s)
 ncpu=$(nproc)
 # slurmd drains the node when RealMemory exceeds what it detects; stay at 90 % of MemTotal.
@@ -39,7 +32,9 @@ mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
 mkdir -p /etc/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm
 chown slurm:slurm /var/lib/slurm/slurmctld /var/log/slurm
 
-cat > /etc/slurm/slurm.conf <<CONF
+conf_dir=$(mktemp -d)
+trap 'rm -rf "$conf_dir"' EXIT
+cat > "$conf_dir/slurm.conf" <<CONF
 # Written by smcbench tests/slurm/up.sh: a one-node test cluster, not for production.
 ClusterName=smcbench-ci
 SlurmctldHost=${node}(127.0.0.1)
@@ -61,8 +56,9 @@ SelectTypeParameters=CR_Core_Memory
 # Without a default, a job without --mem takes the whole node.
 DefMemPerCPU=1024
 # Finished jobs stay visible to 'squeue --states=all' this long; Snakemake's squeue polling needs
-# MinJobAge >= 3 x slurm-init-seconds-before-status-checks.
-MinJobAge=300
+# MinJobAge >= 3 x slurm-init-seconds-before-status-checks; an hour also lets run.sh inspect every
+# job of a slow run afterwards.
+MinJobAge=3600
 # No slurmdbd: sacct/sacctmgr do not work here, hence slurm-status-command: squeue.
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
@@ -75,11 +71,24 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 
 # A GPU GRES without File= is dropped by slurmd (node DRAIN); any character device does.
-cat > /etc/slurm/gres.conf <<CONF
+cat > "$conf_dir/gres.conf" <<CONF
 AutoDetect=off
 NodeName=${node} Name=gpu File=/dev/null
 NodeName=${node} Name=gpu File=/dev/zero
 CONF
+
+changed=0
+for f in slurm.conf gres.conf; do
+  if ! cmp -s "$conf_dir/$f" "/etc/slurm/$f"; then install -m 0644 "$conf_dir/$f" "/etc/slurm/$f"; changed=1; fi
+done
+
+# --- 3. already up? -------------------------------------------------------------------------------
+alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if alive /run/munge/munged.pid && alive /run/slurmctld.pid && alive /run/slurmd.pid \
+   && sinfo -h -o '%T' 2>/dev/null | grep -Eq '^(idle|mixed|allocated)$'; then
+  if (( changed )); then log "configuration changed: scontrol reconfigure"; scontrol reconfigure; fi
+  log "cluster already up"; sinfo; exit 0
+fi
 
 # --- 4. daemons (no systemd: each forks and writes a pid file) --------------------------------
 if ! alive /run/munge/munged.pid; then
