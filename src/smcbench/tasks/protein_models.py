@@ -297,11 +297,12 @@ def _torch_scatter_shim() -> None:
     """Provide ``torch_scatter``'s functions from ``torch_geometric.utils.scatter`` when the
     compiled package is absent (PyPI has only an sdist that must build against the installed
     torch). Only the functional API fair-esm's inverse folding imports is covered."""
+    import importlib.machinery
     import importlib.util
     import sys
     import types
 
-    if importlib.util.find_spec("torch_scatter") is not None or "torch_scatter" in sys.modules:
+    if "torch_scatter" in sys.modules or importlib.util.find_spec("torch_scatter") is not None:
         return
     if importlib.util.find_spec("torch_geometric") is None:
         return  # the import below then fails with the install hint
@@ -313,6 +314,7 @@ def _torch_scatter_shim() -> None:
         return pyg_scatter(src, index, dim=dim, dim_size=dim_size, reduce=reduce)
 
     mod = types.ModuleType("torch_scatter")
+    mod.__spec__ = importlib.machinery.ModuleSpec("torch_scatter", None)  # find_spec() must not fail
     mod.__doc__ = "smcbench shim over torch_geometric.utils.scatter (no compiled torch-scatter found)"
     mod.scatter = scatter
     for reduce in ("sum", "add", "mean", "max", "min", "mul"):
@@ -363,7 +365,13 @@ def convert_esm_if1_checkpoint(pt_path: Path, out_dir: Path) -> dict[str, Any]:
     with torch.serialization.safe_globals([argparse.Namespace]):
         model_data = torch.load(str(pt_path), map_location="cpu", weights_only=True)
     model, _alphabet = esm.pretrained.load_model_and_alphabet_core(Path(pt_path).stem, model_data, None)
-    args = {k: v for k, v in vars(model.args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    args = {}
+    for k, v in vars(model.args).items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue  # e.g. callables; the encoder's constructor reads only plain values
+        args[k] = v
     state = {k: v.contiguous() for k, v in model.encoder.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out_dir / "encoder.safetensors"), metadata={"source": str(pt_path)})
