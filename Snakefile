@@ -17,6 +17,9 @@ if not config:  # an explicit --configfile replaces the paper grid instead of me
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
+# Jobs run `python -m smcbench`: without conda that is the Python running Snakemake (the venv's);
+# with --sdm conda, activating the rule's env puts the env's python first again.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 validate(config, "workflow/schemas/config.schema.yaml")
 

@@ -6,7 +6,7 @@ import sys
 
 def _entry() -> int:
     sock = os.environ.get("SMCBENCH_SERVER")
-    if sock and os.path.exists(sock) and (len(sys.argv) < 2 or sys.argv[1] in ("train", "mask", "prepare", "pretrained")):
+    if sock and os.path.exists(sock) and (len(sys.argv) < 2 or sys.argv[1] in ("train", "mask", "prepare", "pretrained", "results", "analyze")):
         from .client import run_via_server
 
         code = run_via_server(sock, sys.argv[1:])

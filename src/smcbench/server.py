@@ -26,7 +26,7 @@ DEFAULT_PRELOAD = [
     "torch", "transformers", "safetensors.torch", "tqdm",
     "smcbench.cli", "smcbench.train", "smcbench.sparsity.methods", "smcbench.sparsity.scopes",
     "smcbench.tasks.commonsense", "smcbench.tasks.arithmetic", "smcbench.tasks.protein",
-    "smcbench.tasks.translation",
+    "smcbench.tasks.translation", "pandas", "matplotlib.pyplot", "seaborn", "smcbench.analysis.cli",
 ]
 
 
