@@ -105,6 +105,7 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
 def serve(socket_path: str, preload: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT. Removes the socket file on exit."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files; never a display
     failed = _preload(DEFAULT_PRELOAD if preload is None else preload)
     for f in failed:
         print(f"smcbench serve: could not preload {f}", file=sys.stderr)
