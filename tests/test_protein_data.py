@@ -222,3 +222,18 @@ def test_synthetic_prepare_is_deterministic_and_stratified(tmp_path):
 def test_unknown_variant_message(tmp_path):
     with pytest.raises(ValueError, match="set settings.variant to one of hp_s, hp_s2c2, hp_s2c5, meltome"):
         protein.prepare("my_proteins", str(tmp_path), tmp_path / "o", {})
+
+
+def test_meltome_from_flip_splits_zip(tmp_path):
+    import zipfile
+
+    rows = "sequence,target,set,validation\n" + "".join(
+        f"MKV{'A' * i},{45 + i},{'test' if i % 5 == 0 else 'train'},\n" for i in range(20))
+    with zipfile.ZipFile(tmp_path / "splits.zip", "w") as zf:
+        zf.writestr("splits/mixed_split.csv", rows)
+        zf.writestr("splits/human.csv", "sequence,target,set,validation\n")
+    meta = protein.prepare("meltome", str(tmp_path), tmp_path / "o", {"validation_fraction": 0.2})
+    assert meta["zip_member"] == "splits/mixed_split.csv" and meta["split"] == "mixed"
+    assert meta["counts"]["test"] == 4 and meta["counts"]["train"] + meta["counts"]["validation"] == 16
+    with pytest.raises(ValueError, match="not a FLIP Meltome split"):
+        protein.prepare("meltome", str(tmp_path), tmp_path / "o2", {"split": "mouse"})

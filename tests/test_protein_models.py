@@ -173,3 +173,13 @@ def test_esm_if1_missing_dependencies_message(tmp_path):
     (tmp_path / "esm_if1_gvp4_t16_142M_UR50.pt").write_bytes(b"not used")
     with pytest.raises(ImportError, match=r"fair-esm, biotite, torch-geometric.*envs/esmif\.yaml"):
         protein.make_pretrained("esm_if1", {"arch": "esm_if1"}, str(tmp_path), tmp_path / "out")
+
+
+def test_small_checkpoint_fast_load_equals_from_pretrained(esm_dir, monkeypatch):
+    fast = pm.load_esm_backbone(esm_dir)
+    monkeypatch.setattr(pm, "_load_small_esm", lambda path, attn: None)  # force from_pretrained
+    slow = pm.load_esm_backbone(esm_dir)
+    fs, ss = fast.state_dict(), slow.state_dict()
+    assert fs.keys() == ss.keys()
+    assert all(torch.equal(fs[k], ss[k]) for k in fs)
+    assert not fast.training and not slow.training
