@@ -35,7 +35,9 @@ test-slurm: $(STAMP)
 	tests/slurm/run.sh
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_mask_step.py
+	$(BIN)/python bench/bench_global_threshold.py
 
 dryrun-paper: $(STAMP)
 	$(BIN)/snakemake -n -q --cores 1 all_figures
