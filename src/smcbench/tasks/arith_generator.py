@@ -38,7 +38,7 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "mawps": Variant((0.55, 0.45, 0.0), 0.15, 0.0, 0.1, 0.0),
-    "asdiv": Variant((0.35, 0.45, 0.2), 0.35, 0.2, 0.2, 0.1),
+    "asdiv": Variant((0.3, 0.4, 0.3), 0.5, 0.3, 0.3, 0.15),
     "svamp": Variant((0.6, 0.4, 0.0), 0.7, 0.6, 0.5, 0.6),
 }
 

@@ -386,8 +386,10 @@ class ArithmeticTask(Task):
         min_count = int(self.ms.get("min_constant_count", 5))
         counts = Counter(t for r in self.rows["train"] for t in r["equation"] if is_constant(t))
         constants = sorted((c for c, n in counts.items() if n >= min_count), key=float)
+        # number slots from train + validation only (a test problem with more numbers simply
+        # cannot point at the extra ones), so no shape depends on the test split
         max_numbers = int(self.ms.get("max_numbers", 0)) or max(
-            (len(r["numbers"]) for rows in self.rows.values() for r in rows), default=1)
+            (len(r["numbers"]) for split in ("train", "validation") for r in self.rows[split]), default=1)
         ops = [op for op in OPERATORS if any(op in r["equation"] for r in self.rows["train"])] or ["+"]
         return OutputVocab(operators=ops, constants=constants, max_numbers=max(1, max_numbers))
 
