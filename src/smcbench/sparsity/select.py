@@ -266,16 +266,16 @@ def select_global(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolut
         out = torch.empty(scores[n].numel(), dtype=torch.bool, device=scores[n].device)
         for start, chunk, elig in _flat_chunks(n, scores[n], eligible):
             keys = _chunk_keys(chunk, elig, absolute)
+            keep = out[start:start + keys.numel()]
             if quota == 0:
-                keep = keys >= kth
+                torch.ge(keys, kth, out=keep)
             else:
-                keep = keys > kth
+                torch.gt(keys, kth, out=keep)
                 eq = (keys == kth).nonzero().squeeze(1)
                 if eq.numel():
                     take = min(quota, eq.numel())
                     keep[eq[take:]] = True  # ties after the quota are kept
                     quota -= take
-            out[start:start + keys.numel()] = keep
         mask[n] = out.view(scores[n].shape)
     return Selection(mask, k, numel, _key_to_float(kth), ties, ties_pruned)
 
