@@ -912,6 +912,23 @@ class CommonsenseTask(Task):
                     p.fill_(1.0)
         return model.to(self.device)
 
+    def param_groups(self, model: torch.nn.Module, lr: float, weight_decay: float) -> list[dict]:
+        """As the base class, but the freshly initialized head (the parameters missing from the
+        checkpoint) may train at ``settings.head_lr_multiplier`` times ``lr`` (default 1: the
+        paper's single learning rate)."""
+        mult = float(self.settings.get("head_lr_multiplier", 1.0))
+        if mult == 1.0 or not self._head_names:
+            return super().param_groups(model, lr, weight_decay)
+        heads = set(self._head_names)
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                no_decay = p.ndim < 2 or "norm" in name.lower()
+                groups.setdefault((name in heads, no_decay), []).append(p)
+        return [{"params": ps, "lr": lr * (mult if head else 1.0),
+                 "weight_decay": 0.0 if no_decay else weight_decay}
+                for (head, no_decay), ps in sorted(groups.items())]
+
     # --- data ------------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.rows("train")) / self.batch_size)
