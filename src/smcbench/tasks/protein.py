@@ -302,7 +302,7 @@ class ProteinTask(Task):
         self.weights_dir = pretrained_path(self.pretrained_dir)
         self._encoded: dict[str, list] = {}
         self._coords = None
-        self._state_cache: dict[str, torch.Tensor] | None = None
+        self._state_cache: torch.nn.Module | None = None
         self._backbone_config = None
         self.max_model_residues = 10**9
         if self.arch in ("esm", "tape"):
@@ -401,7 +401,10 @@ class ProteinTask(Task):
 
         if self._state_cache is None:
             backbone = load()
-            self._state_cache = copy.deepcopy(backbone)
+            # Keep a spare copy only of small (demo-size) models: a 650M-parameter copy would
+            # cost 2.6 GB of RAM to save one load in the rare job that builds twice.
+            if sum(p.numel() for p in backbone.parameters()) <= 20_000_000:
+                self._state_cache = copy.deepcopy(backbone)
             return backbone
         return copy.deepcopy(self._state_cache)
 
