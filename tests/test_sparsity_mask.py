@@ -89,3 +89,15 @@ def test_subset_and_stats():
     assert a.layerwise() == [{"name": "w", "shape": "4", "numel": 4, "kept": 2, "sparsity": 0.5}]
     with pytest.raises(TypeError, match="bool"):
         Mask({"w": torch.ones(2)})
+
+
+def test_in_place_mask_change_takes_effect_after_invalidate_cache():
+    model = mlp()
+    names = resolve_scope(model, "paper")
+    named = dict(model.named_parameters())
+    mask = Mask.ones_like({n: named[n] for n in names})
+    mask.apply_(model)  # builds the application cache (float copies on CPU)
+    mask[names[0]][0, :] = False
+    mask.invalidate_cache()
+    mask.apply_(model)
+    assert not named[names[0]][0].any() and named[names[0]][1:].all()

@@ -307,6 +307,7 @@ class GradualMagnitude(MaskedMethod):
             if ctx.optimizer is not None:
                 reset_optimizer_state_(ctx.optimizer, p, newly)
         self.last_selection = sel
+        self.mask.invalidate_cache()
         self.mask.apply_(ctx.model)
 
     def on_after_optimizer_step(self, ctx: SparsityContext, step: int) -> None:
@@ -401,6 +402,7 @@ class RigL(MaskedMethod):
             m.copy_(new)
             dropped_total += int(dropped.count_nonzero())
             grown_new_total += int(newly.count_nonzero())
+        self.mask.invalidate_cache()
         self.history.append({"step": t, "alpha": alpha_t, "dropped": dropped_total, "grown": grown_new_total})
 
     def stats(self) -> dict[str, Any]:
