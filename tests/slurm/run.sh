@@ -36,21 +36,13 @@ WORK=$(mktemp -d /tmp/smcbench-test-slurm.XXXXXX)
 cleanup() { if (( KEEP )); then say "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
-# The demo config, made smaller (shorter pre-training, fewer examples) by an overlay that
-# Snakemake merges into it key by key; both runs use the same two files.
+# The demo config, made smaller by tests/slurm/slice.yaml (merged into it key by key); both runs
+# use the same two files.
 CONFIG=$ROOT/workflow/configs/demo.yaml
-cat > "$WORK/slice.yaml" <<'YAML'
-models:
-  demo_roberta:
-    settings: {pretrain_steps: 30}
-datasets:
-  demo_cs_easy:
-    settings: {n_train: 200, n_test: 80}
-    training: {epochs: 2}
-YAML
+SLICE=$ROOT/tests/slurm/slice.yaml
 RUN=results/demo/runs/demo_cs_easy/all/demo_roberta
 TARGETS=("$RUN/dense/seed0/metrics.json" "$RUN/omp_after/paper/s0.2000/seed0/metrics.json")
-COMMON=(--snakefile "$ROOT/Snakefile" --configfile "$CONFIG" "$WORK/slice.yaml" --nolock)
+COMMON=(--snakefile "$ROOT/Snakefile" --configfile "$CONFIG" "$SLICE" --nolock)
 # Jobs call `python -m smcbench ...`: the venv must come first on PATH, here and inside the SLURM
 # jobs (the plugin submits with --export=ALL).
 export PATH=$ROOT/.venv/bin:$PATH
