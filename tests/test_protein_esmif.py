@@ -74,7 +74,7 @@ def test_esm_if1_checkpoint_to_training(tmp_path, release):
     torch.save({"args": argparse.Namespace(**ARGS), "model": full.state_dict()}, ckpt)
 
     info = protein.make_pretrained("esm_if1", {"arch": "esm_if1"}, str(ckpt.parent), tmp_path / "pre")
-    assert info["path"] == "." and (tmp_path / "pre" / "encoder.safetensors").is_file()
+    assert info["path"] == str((tmp_path / "pre").resolve()) and (tmp_path / "pre" / "encoder.safetensors").is_file()
     (tmp_path / "pre" / "pretrained.json").write_text(json.dumps(info))
 
     meta = protein.prepare("hotprotein_s2c5", str(release), tmp_path / "data", {"validation_fraction": 0.2})

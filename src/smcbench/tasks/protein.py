@@ -253,8 +253,8 @@ def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Pa
             int(settings.get("pretrain_sequences", 2000)), 5, seed,
             int(settings.get("min_length", 20)), int(settings.get("max_length", 32)))]
         info = pm.pretrain_tiny_esm(seqs, settings, out_dir, seed=int(settings.get("world_seed", 0)))
-        # "." = out_dir itself (pretrained_path resolves relative paths against it): relocatable.
-        return {"path": ".", "arch": arch, "source": "synthetic", **info}
+        # absolute: the CLI records weights inside out_dir as "." in pretrained.json
+        return {"path": str(out_dir.resolve()), "arch": arch, "source": "synthetic", **info}
     src = Path(source)
     if arch == "esm_if1":
         if (src / "encoder.safetensors").is_file() and (src / "esm_if1_args.json").is_file():
@@ -265,7 +265,7 @@ def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Pa
             raise FileNotFoundError(f"model {model_name!r}: expected one ESM-IF1 .pt file at {source} "
                                     f"(esm_if1_gvp4_t16_142M_UR50.pt), found {[p.name for p in pts]}")
         info = pm.convert_esm_if1_checkpoint(pts[0], out_dir)
-        return {"path": ".", "arch": arch, "source": str(source), **info}
+        return {"path": str(out_dir.resolve()), "arch": arch, "source": str(source), **info}
     if not (src / "config.json").is_file():
         raise FileNotFoundError(f"model {model_name!r}: {source} has no config.json; give a Hugging Face "
                                 f"model folder ({'facebook/esm1b_t33_650M_UR50S' if arch == 'esm' else 'BertModel + TAPE vocab'})")
