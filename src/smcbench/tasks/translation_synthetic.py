@@ -31,6 +31,8 @@ WORLD_LANGUAGES = ["en", "cs", "de", "fr", "gu", "ja", "my", "ro", "ru", "vi", "
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 _ORDERS = ["SVO", "SOV", "VSO", "VOS", "OSV", "OVS"]
+# the three commonest orders of real languages; the demo learns them within its step budget
+_DEFAULT_ORDERS = ["SVO", "SOV", "VSO"]
 _NAMES = ["Ada", "Bruno", "Cleo", "Dario", "Elin", "Femi", "Goran", "Hana"]
 
 
@@ -134,13 +136,18 @@ def _vc(rng: random.Random) -> str:
 
 def build_world(settings: dict[str, Any]) -> World:
     """The synthetic world of ``settings`` (keys: ``world_seed``, ``n_nouns``, ``n_verbs``,
-    ``n_adjs``, ``cognate_fraction``). The same settings always give the same world, which is
+    ``n_adjs``, ``cognate_fraction``, ``word_orders``). The same settings always give the same world, which is
     how ``prepare`` (data) and ``make_pretrained`` (tokenizer, model) agree."""
     seed = int(settings.get("world_seed", 0))
-    n_nouns = int(settings.get("n_nouns", 12))
-    n_verbs = int(settings.get("n_verbs", 6))
-    n_adjs = int(settings.get("n_adjs", 6))
-    cognate = float(settings.get("cognate_fraction", 0.5))
+    n_nouns = int(settings.get("n_nouns", 8))
+    n_verbs = int(settings.get("n_verbs", 4))
+    n_adjs = int(settings.get("n_adjs", 4))
+    cognate = float(settings.get("cognate_fraction", 1.0))
+    orders = list(settings.get("word_orders", _DEFAULT_ORDERS))
+    bad = [o for o in orders if o not in _ORDERS]
+    if bad or not orders:
+        raise ValueError(f"word_orders={orders} in the synthetic translation settings: each must be one "
+                         f"of {_ORDERS}")
     if not 0.0 <= cognate <= 1.0:
         raise ValueError(f"cognate_fraction={cognate} must lie in [0, 1] (synthetic translation settings)")
     rng = random.Random(f"smcbench-mt-world-{seed}")
@@ -167,7 +174,7 @@ def build_world(settings: dict[str, Any]) -> World:
             verb_pl = _vc(rng)
         world.languages[code] = Language(
             code, stems["noun"], stems["verb"], stems["adj"], noun_sg, noun_pl, verb_sg, verb_pl,
-            adj_suffix=rng.choice(["", _vc(rng)]), order=rng.choice(_ORDERS),
+            adj_suffix=rng.choice(["", _vc(rng)]), order=rng.choice(orders),
             adj_first=rng.random() < 0.5)
     return world
 
@@ -243,11 +250,19 @@ def local_shuffle(words: list[str], window: int, rng: random.Random) -> list[str
     return [w for _, w in sorted(zip(keys, words), key=lambda kw: kw[0])]
 
 
+def replace_suffix(word: str, suffixes: list[str], prob: float, rng: random.Random) -> str:
+    """Morphological noise: with probability ``prob`` a word keeps its stem (the first three
+    letters) and gets a suffix drawn from every language's suffixes (or none); names are kept."""
+    if word[:1].isupper() or rng.random() >= prob:
+        return word
+    return word[:3] + rng.choice(suffixes + [""])
+
+
 def pretrain_denoising(model, world: World, tokenizer, lang_token_ids: dict[str, int],
                        settings: dict[str, Any], log=print) -> dict[str, Any]:
     """Pre-train ``model`` briefly as mBART was: reconstruct monolingual sentences of every
-    language from a noised copy: span masking (text infilling) and, with ``shuffle_window`` > 0,
-    local word shuffling. Format as in fine-tuning (Tang et al. 2020): source
+    language from a noised copy: span masking (text infilling), and optionally local word
+    shuffling (``shuffle_window``) and suffix replacement (``suffix_noise``). Format as in fine-tuning (Tang et al. 2020): source
     ``[lang] noised </s>``, decoder input ``[lang] X``, labels ``X </s>``.
 
     Settings: ``pretrain_steps``, ``pretrain_batch_size``, ``pretrain_lr``, ``mask_ratio``,
@@ -262,6 +277,8 @@ def pretrain_denoising(model, world: World, tokenizer, lang_token_ids: dict[str,
     lr = float(settings.get("pretrain_lr", 3e-3))
     ratio = float(settings.get("mask_ratio", 0.35))
     window = int(settings.get("shuffle_window", 0))
+    suffix_noise = float(settings.get("suffix_noise", 0.0))
+    _, all_suffixes = world.word_pieces()
     seed = int(settings.get("world_seed", 0))
     rng = random.Random(f"smcbench-mt-pretrain-{seed}")
     torch.manual_seed(seed)
@@ -279,6 +296,8 @@ def pretrain_denoising(model, world: World, tokenizer, lang_token_ids: dict[str,
         langs = [rng.choice(codes) for _ in range(batch_size)]
         texts = [world.render(world.sample_meaning(rng), c) for c in langs]
         noisy = [local_shuffle(t.split(), window, rng) for t in texts] if window > 0 else [t.split() for t in texts]
+        if suffix_noise > 0:
+            noisy = [[replace_suffix(w, all_suffixes, suffix_noise, rng) for w in ws] for ws in noisy]
         noisy_ids = tokenizer([" ".join(w) for w in noisy], add_special_tokens=False).input_ids
         for code, ids, nids in zip(langs, tokenizer(texts, add_special_tokens=False).input_ids, noisy_ids):
             lt = lang_token_ids[code]
