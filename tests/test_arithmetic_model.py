@@ -192,3 +192,17 @@ def test_real_sample_rows_train_and_decode(tmp_path, dataset, sub, fold):
     res = task.evaluate(model, "test")
     assert res["value_total"] == 20 and 0 <= res["value_correct"] <= 20
     assert all(is_complete_prefix(p) for p in task.predict(model, "test"))
+
+
+def test_sparsity_scopes_see_the_intended_embeddings_and_heads(workdir):
+    from smcbench.sparsity.scopes import resolve_scope
+
+    model = make_task(workdir, "graph2tree").build_model()
+    paper = set(resolve_scope(model, "paper"))
+    assert {"encoder.fwd_l0.weight_ih_l0", "encoder.bwd_l0.weight_hh_l0", "graph.gcns.0.gc1.weight",
+            "predict.tree_attn.proj.weight", "merge.combine.weight"} <= paper
+    assert paper - set(resolve_scope(model, "no_embeddings")) == {
+        "roberta.embeddings.word_embeddings.weight", "roberta.embeddings.position_embeddings.weight",
+        "roberta.embeddings.token_type_embeddings.weight", "predict.const_embed", "generate.op_embed.weight"}
+    assert paper - set(resolve_scope(model, "no_heads")) == {
+        "predict.op_head.weight", "predict.num_head.proj.weight", "predict.num_head.out.weight"}
