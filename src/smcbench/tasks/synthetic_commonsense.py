@@ -15,8 +15,8 @@ The world yields
     types); the answer is the only choice that occurs in the passage (one reading step).
   - ``hard``: a two-hop question ("what colour does the friend of X like ?"). The passage holds
     the chain (friend of X is Y; Y likes C) and a trap: X's own value of the same attribute, so
-    "pick the choice that occurs in the passage" is right only half of the time. The model must
-    tell whose value is whose, i.e. chain two facts.
+    "pick the choice that occurs in the passage" is right only about half of the time (always
+    when X and Y share the value). The model must tell whose value is whose: chain two facts.
 
 Questions about the same subject never straddle train and test: test subjects are a held-out
 slice of the people, so test accuracy measures reading, not memorized question-answer pairs.
@@ -152,8 +152,8 @@ def make_question(world: World, rng: random.Random, variant: str, subject: str,
     """One question about ``subject`` (see the module docstring for the two variants)."""
     kind = rng.choice(list(ATTRIBUTES))
     other_kinds = [k for k in ATTRIBUTES if k != kind]
-    stranger = rng.choice([p for p in world.people if p != subject and p != world.friend[subject]])
     if variant == "easy":
+        stranger = rng.choice([p for p in world.people if p != subject])
         answer = world.attributes[kind][subject]
         facts = [world.fact(kind, subject), world.fact(rng.choice(other_kinds), stranger)]
         question = QUESTION[kind].format(e=subject)
@@ -162,8 +162,7 @@ def make_question(world: World, rng: random.Random, variant: str, subject: str,
         friend = world.friend[subject]
         answer = world.attributes[kind][friend]
         trap = world.attributes[kind][subject]
-        facts = [world.fact("friend", subject), world.fact(kind, friend),
-                 world.fact(rng.choice(other_kinds), stranger)]
+        facts = [world.fact("friend", subject), world.fact(kind, friend)]
         if trap != answer:  # the subject's own value: right person, wrong hop
             facts.append(world.fact(kind, subject))
         question = QUESTION_HOP2[kind].format(e=subject)
