@@ -34,6 +34,14 @@ import torch.nn.functional as F
 NEG = -1e12  # logit of an impossible choice (finite so that masked softmax never gives NaN)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that is a no-op (no kernel, no autograd node) at p = 0: the demo trains
+    without dropout and the decoder calls it a dozen times per output token."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.p == 0.0 or not self.training else super().forward(x)
+
+
 @dataclass
 class OutputVocab:
     """Decoder vocabulary: operators, then constants, then number slots ``number0..``."""
@@ -88,7 +96,7 @@ class Seq2TreeEncoder(nn.Module):
             size = input_size if k == 0 else 2 * hidden
             self.add_module(f"fwd_l{k}", nn.LSTM(size, hidden, batch_first=True))
             self.add_module(f"bwd_l{k}", nn.LSTM(size, hidden, batch_first=True))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     @staticmethod
     def _reverse_index(lengths: torch.Tensor, S: int, device) -> torch.Tensor:
@@ -122,7 +130,7 @@ class GCNBranch(nn.Module):
         super().__init__()
         self.gc1 = nn.Linear(hidden, hidden)
         self.gc2 = nn.Linear(hidden, out)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         h = F.relu(torch.bmm(adj, self.gc1(x)))
@@ -141,7 +149,7 @@ class GraphModule(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.ffn_in = nn.Linear(hidden, hidden)
         self.ffn_out = nn.Linear(hidden, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, graphs: torch.Tensor) -> torch.Tensor:
         # graphs: [B, 2, S, S] row-normalized; 0 = comparison, 1 = quantity cell
@@ -209,7 +217,7 @@ class Prediction(nn.Module):
         self.const_embed = nn.Parameter(torch.randn(num_constants, hidden) * 0.1) if num_constants else None
         self.op_head = nn.Linear(2 * hidden, num_ops)
         self.num_head = PointerScorer(hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def constants(self, batch_size: int, like: torch.Tensor) -> torch.Tensor:
         """Constant embeddings [B, C, H] (C may be 0)."""
@@ -239,7 +247,7 @@ class GenerateNode(nn.Module):
         self.left_gate = nn.Linear(size, hidden)
         self.right = nn.Linear(size, hidden)
         self.right_gate = nn.Linear(size, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, state, context, op_emb):
         x = torch.cat([self.dropout(state), self.dropout(context), self.dropout(op_emb)], dim=-1)
@@ -256,7 +264,7 @@ class Merge(nn.Module):
         size = 2 * hidden + op_embed_size
         self.combine = nn.Linear(size, hidden)
         self.combine_gate = nn.Linear(size, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, op_emb, left, right):
         x = torch.cat([self.dropout(op_emb), self.dropout(left), self.dropout(right)], dim=-1)
@@ -298,7 +306,7 @@ class MathSolver(nn.Module):
         self.vocab = vocab
         self.roberta = roberta
         emb_size = roberta.config.hidden_size
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = Dropout(dropout)
         self.encoder = Seq2TreeEncoder(emb_size, hidden, lstm_layers, dropout)
         self.graph = GraphModule(hidden, dropout) if arch == "graph2tree" else None
         self.predict = Prediction(hidden, vocab.num_ops, len(vocab.constants), dropout)
