@@ -194,3 +194,48 @@ def test_local_checkpoint_checks(tmp_path):
         T.make_pretrained("m", {"arch": "mbart"}, str(tmp_path), tmp_path / "out")
     with pytest.raises(ValueError, match="arch 'marian'"):
         T.make_pretrained("m", {"arch": "marian"}, str(tmp_path), tmp_path / "out")
+
+
+def test_real_mbart_tokenizer_class_path(tmp_path):
+    """The cc25 code path: HF's MBartTokenizer (here its file-less minimal vocabulary, ids differ
+    from cc25's) resolves the language tokens by name; a random-init MBart of the real class
+    loads from safetensors, trains a step and generates."""
+    from transformers import MBartConfig, MBartForConditionalGeneration, MBartTokenizer
+
+    from smcbench.tasks.base import write_jsonl
+
+    tok = MBartTokenizer(src_lang="en_XX", tgt_lang="fr_XX")
+    model_dir = tmp_path / "cc25_like"
+    cfg = MBartConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
+                      encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                      decoder_ffn_dim=32, max_position_embeddings=32, scale_embedding=True,
+                      forced_bos_token_id=tok.convert_tokens_to_ids("ro_RO"))
+    torch.manual_seed(0)
+    MBartForConditionalGeneration(cfg).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    (pre / "pretrained.json").write_text(json.dumps({"path": str(model_dir)}))
+    rows = [{"id": f"{s}-{t}-test-0", "src_lang": s, "tgt_lang": t, "source": "x", "target": "y"}
+            for s, t in T.pivot_directions(T.LANGUAGES)]
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "validation", "test"):
+        write_jsonl(data / f"{split}.jsonl", rows)
+    settings = {"languages": T.LANGUAGES, "num_beams": 2, "max_target_length": 6,
+                "model": {"name": "mbart_cc25", "arch": "mbart", "source": "facebook/mbart-large-cc25",
+                          "settings": {"dropout": 0.3}},
+                "training": {"batch_size": 4}}
+    task = T.TASK("opus100_10to10", settings, data, pre, seed=0)
+    assert task.lang_ids["fr"] == tok.convert_tokens_to_ids("fr_XX")
+    assert task.lang_ids["zh"] == tok.convert_tokens_to_ids("zh_CN")
+    model = task.build_model()
+    assert model.config.dropout == 0.3  # model settings override the checkpoint's config
+    loss = task.loss(model, next(task.train_batches(0)))
+    loss.backward()
+    assert torch.isfinite(loss)
+    # the checkpoint's forced_bos_token_id must not leak into generation: each hypothesis starts
+    # right after the target-language token we feed
+    hyps = task.translate(model, "test")
+    assert len(hyps) == 20
+    assert "beam2" in task.signature()

@@ -105,7 +105,10 @@ def _bleu_metric(tokenize: str):
     # one object per tokenizer: ja-mecab loads its dictionary once (~0.1 s)
     from sacrebleu.metrics import BLEU
 
-    return BLEU(tokenize=tokenize)
+    metric = BLEU(tokenize=tokenize)
+    # sacreBLEU only fills the signature's nrefs after a first score; we always use one reference
+    metric.corpus_score(["x"], [["x"]])
+    return metric
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str], lang: str) -> tuple[float, str]:
