@@ -412,7 +412,3 @@ class MathSolver(nn.Module):
         """Mean token cross-entropy of the gold prefix equations (teacher forcing)."""
         scores, gold = self.decode(batch, batch["targets"])
         return F.cross_entropy(scores, gold)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
