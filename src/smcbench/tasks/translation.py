@@ -358,7 +358,13 @@ class TranslationTask(Task):
         self._rows: dict[str, list[dict]] = {}
         self._encoded: dict[str, list[tuple[list[int], list[int], str, str]]] = {}
         self.last_signatures: dict[str, str] = {}
-        train = self._encode("train")
+        # Training text is kept as compact tuples and tokenized batch by batch: the real
+        # 10-to-10 set has ~17M directional rows, too many to hold as token lists.
+        train = [(r["source"], r["target"], r["src_lang"], r["tgt_lang"]) for r in self.rows("train")]
+        if self.model_entry.get("source") == "synthetic":
+            self._encode("train")  # small; checks that the data and the tokenizer share a world
+        self._rows.pop("train", None)
+        self._train_text = train
         self._by_direction: dict[tuple[str, str], list[int]] = {}
         for i, (_, _, src, tgt) in enumerate(train):
             self._by_direction.setdefault((src, tgt), []).append(i)
@@ -446,10 +452,18 @@ class TranslationTask(Task):
         return math.ceil(self.epoch_size / self.batch_size)
 
     def train_batches(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
-        train = self._encode("train")
         order = self.sample_epoch(epoch)
+        cached = self._encoded.get("train")
         for i in range(0, len(order), self.batch_size):
-            yield self.collate([train[j] for j in order[i: i + self.batch_size]])
+            idx = order[i: i + self.batch_size]
+            if cached is not None:
+                items = [cached[j] for j in idx]
+            else:
+                rows = [self._train_text[j] for j in idx]
+                src = self.tokenizer([r[0] for r in rows], add_special_tokens=False).input_ids
+                tgt = self.tokenizer([r[1] for r in rows], add_special_tokens=False).input_ids
+                items = [(a, b, r[2], r[3]) for a, b, r in zip(src, tgt, rows)]
+            yield self.collate(items)
 
     # --- model --------------------------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
