@@ -86,16 +86,26 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    """Multiplier of the base learning rate at optimizer step t (warmup then decay)."""
-    if schedule not in ("linear", "polynomial", "constant", "cosine"):
-        raise TrainingError(f"unknown lr schedule {schedule!r} (known: linear, polynomial, constant, cosine)")
+SCHEDULES = ("linear", "polynomial", "constant", "cosine", "step")
+
+
+def lr_lambda(schedule: str, warmup: int, total: int, step_size: int = 0, gamma: float = 0.5) -> Callable[[int], float]:
+    """Multiplier of the base learning rate at optimizer step t (warmup then decay).
+
+    ``step``: multiply by ``gamma`` every ``step_size`` steps (the SVAMP/GTS recipe: StepLR of 20
+    epochs, 0.5)."""
+    if schedule not in SCHEDULES:
+        raise TrainingError(f"unknown lr schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
+    if schedule == "step" and step_size <= 0:
+        raise TrainingError("schedule 'step' needs training.step_size_epochs (or step_size_steps) > 0")
 
     def f(t: int) -> float:
         if warmup > 0 and t < warmup:
             return (t + 1) / warmup
         if schedule == "constant":
             return 1.0
+        if schedule == "step":
+            return gamma ** (t // step_size)
         progress = min(1.0, (t - warmup) / max(1, total - warmup))
         if schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -261,8 +271,10 @@ def run_training(spec: RunSpec) -> dict:
                                   weight_decay=wd)
     ctx.optimizer = optimizer
     warmup = int(training.get("warmup_steps", round(float(training.get("warmup_ratio", 0.0)) * total_steps)))
+    step_size = int(training.get("step_size_steps", 0)) or int(training.get("step_size_epochs", 0)) * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(training.get("schedule", "linear"), warmup, total_steps))
+        optimizer, lr_lambda(training.get("schedule", "linear"), warmup, total_steps, step_size,
+                             float(training.get("step_gamma", 0.5))))
     clip = float(training.get("clip_norm", 0.0))
     eval_every = int(training.get("eval_every", 0)) or steps_per_epoch
     best_on_test = bool(training.get("report_best_on_test", True))
