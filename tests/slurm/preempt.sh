@@ -58,9 +58,11 @@ done
 [[ -n $killed ]] || { kill "$smk" 2>/dev/null || true; fail "the training process was never seen"; }
 wait "$smk" || { tail -n 30 "$WORK/slurm.log" >&2; fail "snakemake failed (log: $WORK/slurm.log)"; }
 say "SLURM run with one preemption: $(( $(date +%s) - t0 )) s"
+# The killed attempt's SLURM log holds its save (Snakemake resets the run's log.txt for the retry).
+first_log=$(ls "$WORK"/slurm/logs/slurm/rule_train/*/"$killed".log)
 run_log=$WORK/slurm/${TARGET%/metrics.json}/log.txt
-grep -E "^checkpoint:" "$run_log" | sed 's/^/[preempt]   /' || true
-grep -q "checkpoint: saved step" "$run_log" || fail "no checkpoint was saved"
+grep -hE "^checkpoint:" "$first_log" "$run_log" | sed 's/^/[preempt]   /' || true
+grep -q "checkpoint: saved step" "$first_log" || fail "the killed job saved no checkpoint ($first_log)"
 grep -q "checkpoint: resuming from step" "$run_log" || fail "the retry did not resume from the checkpoint"
 [[ ! -d $WORK/slurm/${TARGET%/metrics.json}/.checkpoint ]] || fail "the checkpoint was not cleared"
 
