@@ -26,7 +26,6 @@ Inputs are built by hand, as fairseq built them for SMC-Bench (see ``docs/common
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -35,7 +34,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -547,7 +546,7 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     world = synth.make_world(int(s.get("world_seed", 0)), int(s.get("n_people", 60)))
     tokenizer = build_word_tokenizer(world.vocabulary())
-    lines = synth.pretraining_corpus(world, int(s.get("corpus_lines", 2000)),
+    lines = synth.pretraining_corpus(world, int(s.get("corpus_lines", 1000)),
                                      int(s.get("pretrain_seed", 0)), float(s.get("qa_fraction", 0.0)))
     config = RobertaConfig(
         vocab_size=len(tokenizer), hidden_size=int(s.get("hidden_size", 64)),
@@ -555,13 +554,13 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
         num_attention_heads=int(s.get("num_attention_heads", 4)),
         intermediate_size=int(s.get("intermediate_size", 128)),
         max_position_embeddings=int(s.get("max_position_embeddings", 130)), type_vocab_size=1,
-        hidden_dropout_prob=float(s.get("hidden_dropout_prob", 0.1)),
-        attention_probs_dropout_prob=float(s.get("attention_probs_dropout_prob", 0.1)),
+        hidden_dropout_prob=float(s.get("hidden_dropout_prob", 0.0)),
+        attention_probs_dropout_prob=float(s.get("attention_probs_dropout_prob", 0.0)),
         pad_token_id=1, bos_token_id=0, eos_token_id=2)
     g = torch.Generator().manual_seed(int(s.get("pretrain_seed", 0)))
-    steps, bs = int(s.get("pretrain_steps", 200)), int(s.get("pretrain_batch_size", 16))
-    mc_bs = int(s.get("reading_batch_size", 8))
-    lr = float(s.get("pretrain_lr", 3e-3))
+    steps, bs = int(s.get("pretrain_steps", 500)), int(s.get("pretrain_batch_size", 8))
+    mc_bs = int(s.get("reading_batch_size", 12))
+    lr = float(s.get("pretrain_lr", 4e-3))
     max_len = config.max_position_embeddings - 2
     threads = torch.get_num_threads()
     # A model this small gains nothing from intra-op threads, and on a busy machine spinning

@@ -107,8 +107,8 @@ def make_world(seed: int, n_people: int = 60) -> World:
     return World(seed, people, attributes, friend)
 
 
-def pretraining_corpus(world: World, n_lines: int = 2000, seed: int = 0,
-                       qa_fraction: float = 0.5) -> list[str]:
+def pretraining_corpus(world: World, n_lines: int = 1000, seed: int = 0,
+                       qa_fraction: float = 0.0) -> list[str]:
     """Lines for MLM pre-training, deterministic in ``seed``.
 
     ``1 - qa_fraction`` of the lines are 2-4 facts drawn from the world (often a person, their
