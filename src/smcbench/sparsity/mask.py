@@ -119,9 +119,11 @@ class Mask(Mapping[str, torch.Tensor]):
 
     # --- statistics ------------------------------------------------------------------------
     def numel(self) -> int:
+        """Number of weights under the mask (the size of the scope)."""
         return sum(t.numel() for t in self._t.values())
 
     def num_pruned(self) -> int:
+        """Number of pruned (False) entries."""
         return sum(int(t.numel() - t.count_nonzero()) for t in self._t.values())
 
     def sparsity(self) -> float:
