@@ -29,6 +29,35 @@ def _roberta_setup(seed=0):
     return model, loss_fn, loss_batches
 
 
+def _esm_setup(seed=0):
+    model = tiny_esm(seed)
+    g = torch.Generator().manual_seed(5)
+    batches = [(torch.randint(4, 24, (4, 10), generator=g), torch.randint(0, 3, (4,), generator=g))
+               for _ in range(4)]
+
+    def loss(i):
+        ids, y = batches[i % len(batches)]
+        return model(input_ids=ids, labels=y).loss
+
+    return model, loss, (lambda n: (loss(i) for i in range(n)))
+
+
+def _mbart_setup(seed=0):
+    model = tiny_mbart(seed)
+    g = torch.Generator().manual_seed(6)
+    batches = [torch.randint(3, 30, (2, 6), generator=g) for _ in range(4)]
+
+    def loss(i):
+        ids = batches[i % len(batches)]
+        return model(input_ids=ids, labels=ids).loss
+
+    return model, loss, (lambda n: (loss(i) for i in range(n)))
+
+
+SETUPS = {"roberta": (_roberta_setup, "paper"), "esm": (_esm_setup, "attn_ffn"),
+          "mbart": (_mbart_setup, "paper")}
+
+
 def _ctx_for(name, model, loss_batches, s, scope="paper", total_steps=12):
     info = METHODS[name]
     ctx = make_ctx(model, scope, s=s, total_steps=total_steps, loss_batches=loss_batches,
@@ -38,11 +67,13 @@ def _ctx_for(name, model, loss_batches, s, scope="paper", total_steps=12):
     return ctx
 
 
+@pytest.mark.parametrize("arch", list(SETUPS))
 @pytest.mark.parametrize("name", list(METHODS))
-def test_every_method_realizes_the_target_exactly(name):
-    model, loss_fn, loss_batches = _roberta_setup()
+def test_every_method_realizes_the_target_exactly(name, arch):
+    setup, scope = SETUPS[arch]
+    model, loss_fn, loss_batches = setup()
     s = 0.0 if name == "dense" else (0.2 if METHODS[name].iterative else 0.36)
-    ctx = _ctx_for(name, model, loss_batches, s)
+    ctx = _ctx_for(name, model, loss_batches, s, scope)
     settings = {"delta_t": 4} if name == "gmp" or "rigl" in name else {}
     method = build_method(name, settings)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n not in ctx.scope}
