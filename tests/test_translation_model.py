@@ -239,3 +239,23 @@ def test_real_mbart_tokenizer_class_path(tmp_path):
     hyps = task.translate(model, "test")
     assert len(hyps) == 20
     assert "beam2" in task.signature()
+
+
+def test_malformed_training_row_names_file_and_line(tmp_path, built):
+    root = built[0]
+    from smcbench.tasks.base import write_jsonl
+
+    good = {"id": "fr-en-train-0", "src_lang": "fr", "tgt_lang": "en", "source": "Ada", "target": "Ada"}
+    for split in ("validation", "test"):
+        write_jsonl(tmp_path / f"{split}.jsonl", [good])
+    settings = {**DATA_SETTINGS, "languages": ["fr"], "model": {"name": "m", **ENTRY, "source": "local"},
+                "training": {"batch_size": 8}}
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n" + '{"id": "x", "source": "Ada"}\n')
+    with pytest.raises(ValueError, match=r"train\.jsonl:2: row lacks"):
+        T.TASK("d", settings, tmp_path, root / "pre", seed=0)
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl:2: malformed JSON"):
+        T.TASK("d", settings, tmp_path, root / "pre", seed=0)
+    (tmp_path / "train.jsonl").write_text(json.dumps({**good, "src_lang": "xx"}) + "\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl:1: language pair 'xx'"):
+        T.TASK("d", settings, tmp_path, root / "pre", seed=0)

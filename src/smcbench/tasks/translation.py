@@ -360,10 +360,10 @@ class TranslationTask(Task):
         self.last_signatures: dict[str, str] = {}
         # Training text is kept as compact tuples and tokenized batch by batch: the real
         # 10-to-10 set has ~17M directional rows, too many to hold as token lists.
-        train = [(r["source"], r["target"], r["src_lang"], r["tgt_lang"]) for r in self.rows("train")]
+        train = self._read_train_text()
         if self.model_entry.get("source") == "synthetic":
             self._encode("train")  # small; checks that the data and the tokenizer share a world
-        self._rows.pop("train", None)
+            self._rows.pop("train", None)
         self._train_text = train
         self._by_direction: dict[tuple[str, str], list[int]] = {}
         for i, (_, _, src, tgt) in enumerate(train):
@@ -391,6 +391,31 @@ class TranslationTask(Task):
                                          f"(known: {sorted(self.lang_ids)})")
             self._rows[split] = rows
         return self._rows[split]
+
+    def _read_train_text(self) -> list[tuple[str, str, str, str]]:
+        """(source, target, src_lang, tgt_lang) of every training row, streamed from the file
+        (no list of row dicts: the real 10-to-10 file has ~17M rows)."""
+        path = self.data_dir / "train.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; run `python -m smcbench prepare {self.dataset}` first")
+        out = []
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    item = (r["source"], r["target"], r["src_lang"], r["tgt_lang"])
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
+                except (KeyError, TypeError):
+                    raise ValueError(f"{path}:{n}: row lacks source/target/src_lang/tgt_lang "
+                                     "(translation row schema)") from None
+                if item[2] not in self.lang_ids or item[3] not in self.lang_ids:
+                    raise ValueError(f"{path}:{n}: language pair {item[2]!r}->{item[3]!r} has no language "
+                                     f"token (known: {sorted(self.lang_ids)})")
+                out.append(item)
+        return out
 
     def _encode(self, split: str):
         if split not in self._encoded:
