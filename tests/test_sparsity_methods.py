@@ -286,3 +286,16 @@ def test_validate_target_and_registry_errors():
         build_method("gmp", {"delta_t": 0})
     with pytest.raises(ValueError, match="num_batches"):
         build_method("snip", {"num_batches": 0}).compute_mask(make_ctx(mlp(), s=0.2, loss_batches=lambda n: iter(())))
+
+
+def test_rigl_skips_an_update_on_non_finite_gradients():
+    model = mlp()
+    x, y = mlp_data()
+    ctx = make_ctx(model, s=0.5, total_steps=40)
+    method = build_method("omp_before+rigl", {"delta_t": 1})
+    method.on_train_begin(ctx)
+    before = {n: m.clone() for n, m in method.mask.items()}
+    mlp_loss(model, x, y).backward()
+    next(iter(ctx.parameters_in_scope().values())).grad[0, 0] = float("inf")
+    method.on_before_optimizer_step(ctx, 0)
+    assert method.history[-1].get("skipped") and all(torch.equal(before[n], method.mask[n]) for n in before)

@@ -378,8 +378,14 @@ class RigL(MaskedMethod):
 
     @torch.no_grad()
     def _update(self, ctx: SparsityContext, t: int, alpha_t: float) -> None:
+        params = ctx.parameters_in_scope()
+        if not all(bool(torch.isfinite(p.grad).all()) for p in params.values() if p.grad is not None):
+            # fp16 overflow: the loss scaler will skip this step; do not grow from inf/NaN grads
+            ctx.log(f"{self.name}: non-finite gradients at step {t}; mask update skipped")
+            self.history.append({"step": t, "alpha": alpha_t, "dropped": 0, "grown": 0, "skipped": True})
+            return
         dropped_total = grown_new_total = 0
-        for n, p in ctx.parameters_in_scope().items():
+        for n, p in params.items():
             m = self.mask[n]
             numel = m.numel()
             active = int(m.count_nonzero())
