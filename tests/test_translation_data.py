@@ -241,3 +241,11 @@ def test_real_opus100_samples(tmp_path):
     cs = next(r for r in train if r["id"] == "cs-en-train-0")
     assert cs["src_lang"] == "cs" and cs["tgt_lang"] == "en"
     json.dumps(meta)  # meta must be JSON-serializable
+
+
+def test_read_lines_newlines(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_bytes("a\r\nb\u2028c\nlast".encode("utf-8"))
+    assert O.read_lines(f) == ["a", "b\u2028c", "last"]
+    f.write_bytes(b"a\n\nb\n")
+    assert O.read_lines(f) == ["a", "", "b"]  # an empty line keeps its place (alignment)

@@ -295,7 +295,7 @@ def pretrain_denoising(model, world: World, tokenizer, lang_token_ids: dict[str,
         src, dec, lab = [], [], []
         langs = [rng.choice(codes) for _ in range(batch_size)]
         texts = [world.render(world.sample_meaning(rng), c) for c in langs]
-        noisy = [local_shuffle(t.split(), window, rng) for t in texts] if window > 0 else [t.split() for t in texts]
+        noisy = [local_shuffle(t.split(), window, rng) if window > 0 else t.split() for t in texts]
         if suffix_noise > 0:
             noisy = [[replace_suffix(w, all_suffixes, suffix_noise, rng) for w in ws] for ws in noisy]
         noisy_ids = tokenizer([" ".join(w) for w in noisy], add_special_tokens=False).input_ids
