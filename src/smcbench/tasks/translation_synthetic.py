@@ -262,11 +262,13 @@ def pretrain_denoising(model, world: World, tokenizer, lang_token_ids: dict[str,
                        settings: dict[str, Any], log=print) -> dict[str, Any]:
     """Pre-train ``model`` briefly as mBART was: reconstruct monolingual sentences of every
     language from a noised copy: span masking (text infilling), and optionally local word
-    shuffling (``shuffle_window``) and suffix replacement (``suffix_noise``). Format as in fine-tuning (Tang et al. 2020): source
+    shuffling (``shuffle_window``) and suffix replacement (``suffix_noise``; both off by
+    default: they lowered demo BLEU). Format as in fine-tuning (Tang et al. 2020): source
     ``[lang] noised </s>``, decoder input ``[lang] X``, labels ``X </s>``.
 
     Settings: ``pretrain_steps``, ``pretrain_batch_size``, ``pretrain_lr``, ``mask_ratio``,
-    ``world_seed``. Returns a summary (steps, first/last loss, seconds)."""
+    ``shuffle_window``, ``suffix_noise``, ``world_seed``. Returns a summary (steps, first/last
+    loss, wall and CPU seconds)."""
     import time
 
     import torch
