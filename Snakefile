@@ -12,7 +12,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 if not config:  # an explicit --configfile replaces the paper grid instead of merging into it
-    configfile: "config.yaml"
+    configfile: os.path.join(workflow.basedir, "config.yaml")
 
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)

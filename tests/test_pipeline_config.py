@@ -54,6 +54,8 @@ def test_shipped_configs_validate(path):
      "bad target sparsity 1.0"),
     (lambda c: c["methods"].pop("snip"), "method 'snip+rigl' starts from 'snip'"),
     (lambda c: c["methods"].pop("dense"), "must contain 'dense'"),
+    (lambda c: c["models"]["m"].update({"arch": "gpt2"}), "unknown arch 'gpt2' for commonsense model 'm' (known: roberta_mc"),
+    (lambda c: c.update({"device": "tpu"}), "bad device 'tpu'"),
 ])
 def test_bad_configs_name_the_value(mutate, message):
     cfg = base_cfg()

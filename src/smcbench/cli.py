@@ -119,7 +119,10 @@ def cmd_pretrained(a) -> int:
     _threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    info = family_module(entry["family"]).make_pretrained(a.model, entry, source, out)
+    try:
+        info = family_module(entry["family"]).make_pretrained(a.model, entry, source, out)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        return _fail(f"pretrained {a.model}: {e}")
     if "path" not in info:
         return _fail(f"make_pretrained for {a.model} returned no 'path'")
     # Weights saved in the output folder are recorded as "." (the results folder can move);

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .sparsity.registry import METHODS, method_info
+from .tasks import ARCHS
 
 FAMILIES = ("commonsense", "arithmetic", "protein", "translation")
 DENSE = "dense"
@@ -115,6 +116,8 @@ def validate_config(cfg: dict) -> None:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
     _check_levels(cfg["levels"], "levels")
+    if cfg.get("device", "auto") not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"bad device {cfg['device']!r} (use auto, cpu or cuda)")
 
     methods = cfg["methods"] or {}
     for name, settings in methods.items():
@@ -142,6 +145,9 @@ def validate_config(cfg: dict) -> None:
                 raise ConfigError(f"model {name!r} is missing {key!r}")
         if m["family"] not in FAMILIES:
             raise ConfigError(f"unknown family {m['family']!r} for model {name!r} (known: {', '.join(FAMILIES)})")
+        archs = ARCHS[m["family"]]
+        if m["arch"] not in archs:
+            raise ConfigError(f"unknown arch {m['arch']!r} for {m['family']} model {name!r} (known: {', '.join(archs)})")
 
     datasets = cfg["datasets"] or {}
     if not datasets:

@@ -97,3 +97,17 @@ def run_metrics(run):
 def extras_json():
     """run_dir -> extra-run name, for runs outside the main grid (canonical JSON)."""
     return C.canonical_json({f"results/{SUITE}/{r.run_dir}": r.extra for r in RUNS if r.extra != "main"})
+
+
+def _check_slurm_account():
+    """Refuse a SLURM profile whose account is still the shipped placeholder (before submitting)."""
+    try:
+        args = workflow.resource_settings.default_resources.args or []
+    except AttributeError:  # another Snakemake API: the executor plugin checks the account itself
+        return
+    if any("REPLACE_WITH" in str(a) for a in args):
+        raise WorkflowError("profiles/slurm: set default-resources.slurm_account to your SLURM account "
+                            "(`sacctmgr show assoc user=$USER`; see README, Cluster)")
+
+
+_check_slurm_account()

@@ -31,6 +31,16 @@ KNOWN_DATASETS: dict[str, str] = {
 }
 
 
+# The model architectures each family builds (``models.<name>.arch`` in the config), checked
+# before any job runs.
+ARCHS: dict[str, tuple[str, ...]] = {
+    "commonsense": ("roberta_mc", "roberta_mlm"),
+    "arithmetic": ("gts", "graph2tree"),
+    "protein": ("esm", "tape", "esm_if1"),
+    "translation": ("mbart",),
+}
+
+
 def dataset_family(dataset: str) -> str:
     """The family of a known dataset name; unknown names raise a ValueError listing the known."""
     try:
