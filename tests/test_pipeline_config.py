@@ -110,3 +110,17 @@ def test_demo_config_yaml_is_plain():
     cfg = yaml.safe_load((ROOT / "workflow/configs/demo.yaml").read_text())
     for d in cfg["datasets"].values():
         assert d["source"] == "synthetic"
+
+
+def test_per_dataset_run_methods():
+    cfg = base_cfg()
+    cfg["datasets"]["d2"] = {"family": "commonsense", "source": "synthetic", "models": ["m"],
+                             "run_methods": ["dense", "gmp"]}
+    C.validate_config(cfg)
+    runs = list(C.iter_runs(cfg))
+    assert {r.method for r in runs if r.dataset == "d2"} == {"dense", "gmp"}
+    assert {r.method for r in runs if r.dataset == "d"} == {"dense", "lth", "gmp", "snip", "snip+rigl"}
+    cfg["datasets"]["d2"]["run_methods"] = ["snip+rigl"]
+    cfg["methods"].pop("snip")
+    with pytest.raises(C.ConfigError, match="starts from 'snip'"):
+        C.validate_config(cfg)

@@ -126,16 +126,26 @@ def validate_config(cfg: dict) -> None:
         if settings is not None and not isinstance(settings, dict):
             raise ConfigError(f"settings of method {name!r} must be a mapping, got {settings!r}")
     run_methods = cfg.get("run_methods", list(methods))
-    for name in run_methods:
-        method_info_or_error(name, "run_methods")
-        if name not in methods:
-            raise ConfigError(f"method {name!r} in run_methods has no entry under config.methods")
-        init = METHODS[name].init_mask_from
-        if init and init not in methods:
-            raise ConfigError(f"method {name!r} starts from {init!r}'s mask, so config.methods needs {init!r}")
+    per_dataset = [(f"datasets.{d}.run_methods", e["run_methods"]) for d, e in (cfg["datasets"] or {}).items()
+                   if isinstance(e, dict) and "run_methods" in e]
+    for where, names in [("run_methods", run_methods)] + per_dataset:
+        for name in names:
+            _check_run_method(cfg, methods, name, where)
     if DENSE not in methods:
         raise ConfigError("config.methods must contain 'dense' (the reference every figure compares to)")
+    _validate_rest(cfg, methods)
 
+
+def _check_run_method(cfg: dict, methods: dict, name: str, where: str) -> None:
+    method_info_or_error(name, where)
+    if name not in methods:
+        raise ConfigError(f"method {name!r} in {where} has no entry under config.methods")
+    init = METHODS[name].init_mask_from
+    if init and init not in methods:
+        raise ConfigError(f"method {name!r} starts from {init!r}'s mask, so config.methods needs {init!r}")
+
+
+def _validate_rest(cfg: dict, methods: dict) -> None:
     models = cfg["models"] or {}
     for name, m in models.items():
         if not isinstance(m, dict):
@@ -261,6 +271,12 @@ def levels_of(cfg: dict, dataset: str) -> list[int]:
     return list(cfg["datasets"][dataset].get("levels", cfg["levels"]))
 
 
+def methods_of(cfg: dict, dataset: str) -> list[str]:
+    """The methods run on ``dataset``: its own ``run_methods`` if given, else the global list."""
+    global_list = cfg.get("run_methods", list(cfg["methods"]))
+    return list(cfg["datasets"][dataset].get("run_methods", global_list))
+
+
 def enabled_datasets(cfg: dict) -> list[str]:
     return [d for d, entry in cfg["datasets"].items() if entry.get("enabled", True)]
 
@@ -276,14 +292,13 @@ def iter_runs(cfg: dict) -> Iterator[Run]:
             return True
         return False
 
-    run_methods = cfg.get("run_methods", list(cfg["methods"]))
     for ds in enabled_datasets(cfg):
         entry = cfg["datasets"][ds]
         scope = entry.get("scope", "paper")
         for model in entry["models"]:
             for fold in folds_of(cfg, ds):
                 for seed in cfg["seeds"]:
-                    for method in run_methods:
+                    for method in methods_of(cfg, ds):
                         if method == DENSE:
                             r = Run(ds, fold, model, DENSE, "-", "s0", seed)
                             if emit(r):
