@@ -156,33 +156,39 @@ def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dic
         from .translation_opus import read_opus100
 
         splits, meta = read_opus100(Path(source), languages, test_languages, settings)
-    counts = {}
+    counts, per_direction = {}, {}
     for split in SPLITS:
-        counts[split] = write_jsonl(out_dir / f"{split}.jsonl", splits[split])
-    per_direction = {split: _count_directions(rows) for split, rows in splits.items()}
+        tally: dict[str, int] = {}
+        # rows are streamed to disk (the real 10-to-10 train split is ~17M rows) and counted
+        # per direction on the way
+        counts[split] = write_jsonl(out_dir / f"{split}.jsonl", _tallied(splits[split], tally))
+        per_direction[split] = dict(sorted(tally.items()))
     return {"dataset": dataset, "family": "translation", "languages": languages,
             "test_languages": test_languages, **meta, "counts": counts,
             "counts_per_direction": per_direction}
 
 
-def _count_directions(rows: list[dict]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _tallied(rows, tally: dict[str, int]):
     for r in rows:
         key = f"{r['src_lang']}-{r['tgt_lang']}"
-        out[key] = out.get(key, 0) + 1
-    return dict(sorted(out.items()))
+        tally[key] = tally.get(key, 0) + 1
+        yield r
 
 
-def directional_rows(pair_rows: list[tuple[int, str, str]], lang: str, split: str) -> list[dict]:
-    """Both directions of aligned (index, english, other) sentence pairs as schema rows; ids are
-    ``<src>-<tgt>-<split>-<index>`` (index = the line/row in the raw split)."""
-    rows = []
+def iter_directional_rows(pair_rows: list[tuple[int, str, str]], lang: str, split: str) -> Iterator[dict]:
+    """Both directions of aligned (index, english, other) sentence pairs as schema rows (all
+    X→en rows, then all en→X); ids are ``<src>-<tgt>-<split>-<index>`` (index = the line/row in
+    the raw split)."""
     for src, tgt in ((lang, PIVOT), (PIVOT, lang)):
         for i, en, other in pair_rows:
             text = {PIVOT: en, lang: other}
-            rows.append({"id": f"{src}-{tgt}-{split}-{i}", "src_lang": src, "tgt_lang": tgt,
-                         "source": text[src], "target": text[tgt]})
-    return rows
+            yield {"id": f"{src}-{tgt}-{split}-{i}", "src_lang": src, "tgt_lang": tgt,
+                   "source": text[src], "target": text[tgt]}
+
+
+def directional_rows(pair_rows: list[tuple[int, str, str]], lang: str, split: str) -> list[dict]:
+    """:func:`iter_directional_rows` as a list."""
+    return list(iter_directional_rows(pair_rows, lang, split))
 
 
 def _synthetic_splits(settings: dict[str, Any], languages: list[str], test_languages: list[str]):

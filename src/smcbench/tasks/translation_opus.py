@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .translation import PIVOT, SPLITS, directional_rows, opus_pair
+from .translation import PIVOT, SPLITS, iter_directional_rows, opus_pair
 
 _SPLIT_RE = re.compile(r"(?:^|[/_.-])(train|validation|test)(?:[/_.-]|$)")
 _TEXT_SPLIT = {"train": "train", "validation": "dev", "test": "test"}
@@ -132,8 +132,9 @@ def read_pair(root: Path, pair: str) -> tuple[dict[str, list[tuple[str, str]]], 
 
 
 def read_opus100(root: Path, languages: list[str], test_languages: list[str],
-                 settings: dict[str, Any]) -> tuple[dict[str, list[dict]], dict[str, Any]]:
-    """Rows of every split (schema of ``translation.py``) plus meta (layout, sha256, drops, caps).
+                 settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Rows of every split (iterables of schema rows, see ``translation.py``) plus meta (layout,
+    sha256, drops, caps).
 
     Train/validation come from the fine-tuning ``languages``; test from ``test_languages``.
     """
@@ -143,7 +144,9 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
             "validation": settings.get("max_validation_per_pair", 500),
             "test": settings.get("max_test_per_pair")}
     seed = int(settings.get("sample_seed", 0))
-    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    # kept sentence pairs per split, as compact (index, en, other) tuples; schema rows are
+    # generated while writing, so ~17M row dicts never sit in memory at once
+    chunks: dict[str, list[tuple[list, str]]] = {s: [] for s in SPLITS}
     dropped: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     hashes: dict[str, str] = {}
     layouts = set()
@@ -174,7 +177,15 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
                     kept = kept[: int(cap)]
                 key = f"{pair}:over_cap_{cap}"
                 dropped[split][key] = dropped[split].get(key, 0) + n_before - len(kept)
-            splits[split] += directional_rows(kept, lang, split)
+            chunks[split].append((kept, lang))
+    splits = {split: _rows_of(chunks[split], split) for split in SPLITS}
     meta = {"source": str(root), "layout": "+".join(sorted(layouts)), "sha256": dict(sorted(hashes.items())),
             "dropped": dropped, "caps": caps, "sample_seed": seed}
     return splits, meta
+
+
+def _rows_of(chunks: list[tuple[list, str]], split: str):
+    # a function, not a nested generator expression: ``split`` must be bound now, not when the
+    # rows are finally written
+    for kept, lang in chunks:
+        yield from iter_directional_rows(kept, lang, split)
