@@ -86,7 +86,7 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-SCHEDULES = ("linear", "polynomial", "constant", "cosine", "step")
+SCHEDULES = ("linear", "polynomial", "constant", "cosine", "step", "inverse_sqrt")
 
 
 def lr_lambda(schedule: str, warmup: int, total: int, step_size: int = 0, gamma: float = 0.5) -> Callable[[int], float]:
@@ -106,6 +106,8 @@ def lr_lambda(schedule: str, warmup: int, total: int, step_size: int = 0, gamma:
             return 1.0
         if schedule == "step":
             return gamma ** (t // step_size)
+        if schedule == "inverse_sqrt":  # fairseq's: 1 at the end of warmup, then sqrt(warmup / t)
+            return math.sqrt(max(1, warmup) / max(1, t + 1))
         progress = min(1.0, (t - warmup) / max(1, total - warmup))
         if schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -290,7 +292,12 @@ def run_training(spec: RunSpec) -> dict:
     def evaluate_and_select(step: int) -> None:
         model.eval()
         val = task.evaluate(model, "validation")
-        score = val[task.primary_metric] if task.higher_is_better else -val[task.primary_metric]
+        # A task may select on a cheaper validation metric (translation: neg_loss instead of BLEU);
+        # the selection metric is always "higher is better" unless it is the primary one.
+        sel = getattr(task, "selection_metric", task.primary_metric)
+        if sel not in val:
+            raise TrainingError(f"run {run_label}: validation metrics {sorted(val)} lack the selection metric {sel!r}")
+        score = val[sel] if (task.higher_is_better or sel != task.primary_metric) else -val[sel]
         # Only checkpoints at the method's final sparsity compete (GMP reaches s at t1).
         cur_mask = method.mask
         at_final = cur_mask is None or name == "dense" or cur_mask.sparsity() >= target - 1.0 / max(1, cur_mask.numel()) - 1e-9
