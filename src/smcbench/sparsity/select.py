@@ -37,8 +37,9 @@ from typing import Mapping
 
 import torch
 
-#: Elements per streamed chunk (1M: 4 MB of fp32 per temporary; measured as fast as 4M).
-CHUNK = 1 << 20
+#: Elements per streamed chunk (4M: 16 MB of fp32 per temporary). Fewer, larger ops: with 2
+#: threads on a busy CPU, 1M chunks (4x more parallel regions) made the select ~2x slower.
+CHUNK = 1 << 22
 _BINS = 1 << 16
 _OFFSET = 1 << 15  # maps the signed top 16 bits (-32768..32767) to bins 0..65535
 _INT32_MIN = -(1 << 31)  # the key of "already pruned" entries (no finite float maps to it)
