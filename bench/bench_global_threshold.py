@@ -116,6 +116,10 @@ def run_method(method: str, weights: dict[str, torch.Tensor], k: int) -> dict:
 
 def worker(args) -> None:
     torch.set_num_threads(args.threads)
+    if args.chunk:
+        from smcbench.sparsity import select
+
+        select.CHUNK = args.chunk
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     weights = build(args.scale, dtype)
     n = sum(w.numel() for w in weights.values())
@@ -150,6 +154,7 @@ def main() -> None:
     ap.add_argument("--methods", default="radix,radix_mask,kthvalue,prune")
     ap.add_argument("--bf16", action="store_true", default=True, help="also run the bf16 ties case")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    ap.add_argument("--chunk", type=int, default=0, help="override select.CHUNK (elements per streamed chunk)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
@@ -159,7 +164,8 @@ def main() -> None:
 
     def spawn(method, dtype, scale):
         cmd = [sys.executable, __file__, "--worker", "--method", method, "--dtype", dtype, "--scale", str(scale),
-               "--sparsity", str(args.sparsity), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+               "--sparsity", str(args.sparsity), "--repeats", str(args.repeats), "--threads", str(args.threads),
+               "--chunk", str(args.chunk)]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
         if out.returncode != 0:
             return {"method": method, "dtype": dtype, "scale": scale, "error": out.stderr.strip().splitlines()[-1]}
