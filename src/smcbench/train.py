@@ -269,8 +269,13 @@ def run_training(spec: RunSpec) -> dict:
     wd = float(training.get("weight_decay", 0.0))
     betas = tuple(training.get("betas", (0.9, 0.999)))
     groups = task.param_groups(model, lr, wd)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=float(training.get("eps", 1e-8)),
-                                  weight_decay=wd)
+    # The fused AdamW is much cheaper on CPU when many moments are exactly zero (pruned weights):
+    # a masked step costs ~1.05x a dense one with it, ~1.2x without (bench/README.md).
+    adam_kwargs = dict(lr=lr, betas=betas, eps=float(training.get("eps", 1e-8)), weight_decay=wd)
+    try:
+        optimizer = torch.optim.AdamW(groups, fused=True, **adam_kwargs)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype the fused kernel does not cover
+        optimizer = torch.optim.AdamW(groups, **adam_kwargs)
     ctx.optimizer = optimizer
     warmup = int(training.get("warmup_steps", round(float(training.get("warmup_ratio", 0.0)) * total_steps)))
     step_size = int(training.get("step_size_steps", 0)) or int(training.get("step_size_epochs", 0)) * steps_per_epoch
