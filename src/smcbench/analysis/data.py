@@ -269,7 +269,8 @@ def expected_grid(df: "pd.DataFrame", config: dict) -> "pd.DataFrame":
     """Every run that should exist, as rows of :data:`GRID_KEYS`.
 
     Main grid (``extra`` = main, ``scope`` = "*" meaning the dataset's own scope): from config.json
-    (datasets -> models, run_methods, levels or a dataset's own ``levels``, seeds) when it has them,
+    (enabled datasets -> models, a dataset's own ``run_methods`` or the global list, levels or a
+    dataset's own ``levels``, seeds) when it has them,
     otherwise inferred from the table (the union of methods, levels and seeds seen per
     dataset/model). Dense has level 0 only. Extra runs: every ``extra_runs`` entry of the config
     (datasets × their models × methods × scopes × (``targets`` at level 0, or ``levels``, or the
@@ -290,8 +291,10 @@ def expected_grid(df: "pd.DataFrame", config: dict) -> "pd.DataFrame":
 
     if datasets and config.get("run_methods") and seeds_cfg is not None:
         for ds, dcfg in datasets.items():
+            if not (dcfg or {}).get("enabled", True):
+                continue
             for model in (dcfg or {}).get("models", []):
-                for method in config["run_methods"]:
+                for method in (dcfg or {}).get("run_methods", config["run_methods"]):
                     lv = [(0, 0.0)] if method == DENSE else [(k, nominal_target(k)) for k in _dataset_levels(config, ds)]
                     add(ds, model, method, MAIN, "*", lv, seeds_cfg)
         for extra in config.get("extra_runs") or []:
@@ -301,7 +304,9 @@ def expected_grid(df: "pd.DataFrame", config: dict) -> "pd.DataFrame":
             else:
                 lv = [(k, nominal_target(k)) for k in (extra.get("levels") or config.get("levels") or [])]
             for ds in extra.get("datasets", []):
-                for model in ((datasets.get(ds) or {}).get("models", [])):
+                if not (datasets.get(ds) or {}).get("enabled", True):
+                    continue
+                for model in extra.get("models") or ((datasets.get(ds) or {}).get("models", [])):
                     for method in extra.get("methods", []):
                         for scope in scopes:
                             add(ds, model, method, extra["name"], scope, lv, seeds_cfg)

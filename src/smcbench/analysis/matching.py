@@ -59,7 +59,8 @@ def matching_table(points: "pd.DataFrame", missing: "pd.DataFrame", config: dict
         if not grid:
             grid = sorted(set(g.loc[g["method"] != DENSE, "level"]))
         dense = g[g["method"] == DENSE]
-        methods = list(dict.fromkeys(methods_cfg + sorted(set(g["method"]) - {DENSE})))
+        ds_methods = [m for m in dcfg.get("run_methods", methods_cfg) if m != DENSE]
+        methods = list(dict.fromkeys(ds_methods + sorted(set(g["method"]) - {DENSE})))
         miss_here = (missing[(missing["dataset"] == ds) & (missing["model"] == model) & (missing["extra"] == MAIN)]
                      if len(missing) else missing)
         for method in methods:
