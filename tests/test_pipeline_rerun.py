@@ -105,3 +105,13 @@ def test_reordering_keys_changes_nothing(done_workflow, tmp_path):
     cfg.write_text(yaml.safe_dump(reordered, sort_keys=False))
     out = smk(done_workflow, cfg, "all", "-n")
     assert planned(out).get("train", 0) == 0 and planned(out).get("dense", 0) == 0
+
+
+def test_slurm_profile_with_the_placeholder_account_is_refused_while_planning(tmp_path):
+    cfg = tmp_path / "mini.yaml"
+    cfg.write_text(yaml.safe_dump(MINI))
+    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
+                       "--profile", str(ROOT / "profiles/slurm"), "-n", "all"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "set default-resources.slurm_account to your SLURM account" in out.stdout + out.stderr
