@@ -40,9 +40,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         plan = [timed([snakemake, "-n", "-q", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
-                       "--configfile", str(ROOT / "config.yaml"), "all_figures"], env) for _ in range(a.repeats)]
+                       "all_figures", "--configfile", str(ROOT / "config.yaml")], env) for _ in range(a.repeats)]
         out = subprocess.run([snakemake, "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
-                              "--configfile", str(ROOT / "config.yaml"), "all_figures"], env=env,
+                              "all_figures", "--configfile", str(ROOT / "config.yaml")], env=env,
                              capture_output=True, text=True)
         jobs = next((line.split()[-1] for line in out.stdout.splitlines() if line.startswith("total")), "?")
     print(f"snakemake -n, paper grid ({jobs} jobs): median {statistics.median(plan):.2f} s over {a.repeats}")
