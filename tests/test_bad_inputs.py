@@ -1,4 +1,4 @@
-"""Every row of docs/bad-inputs.md: a bad input gets a clear error (naming the bad value and the
+"""Every row of the README table "Bad inputs": a bad input gets a clear error (naming the bad value and the
 valid choices or the fix) before or at the start of the job, never a traceback deep in torch.
 
 Each test is named after its row. Rows caught by ``validate_config`` (what the Snakefile runs
@@ -305,7 +305,7 @@ def _profile(name: str) -> dict:
 
 
 def test_profile_account_is_a_placeholder_the_user_must_edit():
-    """profiles/slurm ships no real account; docs/cluster.md says to set it (see docs/bad-inputs.md
+    """profiles/slurm ships no real account; the README (Cluster) says to set it (see "Bad inputs"
     for what an unedited profile gets)."""
     prof = _profile("slurm")
     assert prof["default-resources"]["slurm_account"].startswith("REPLACE_WITH")

@@ -10,7 +10,7 @@ Row schema of the prepared JSONL files (one object per question):
 * RACE adds ``article`` and ``level`` ("high"/"middle");
 * the demo adds ``passage``, ``kind`` and ``subject`` (``question`` = passage + question text).
 
-Inputs are built by hand, as fairseq built them for SMC-Bench (see ``docs/commonsense.md``):
+Inputs are built by hand, as fairseq built them for SMC-Bench (see the README (commonsense)):
 
 * CSQA (and the demo): ``<s> Q: {stem} </s> A: {choice} </s>`` per choice, ranked by
   ``RobertaForMultipleChoice`` (arch ``roberta_mc``);
@@ -569,7 +569,7 @@ def _pretrain_synthetic(model_name: str, entry: dict, out_dir: Path) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(s.get("pretrain_seed", 0)))
         model = RobertaForMaskedLM(config)
-        # The auxiliary one-hop reading head (see docs/commonsense.md): scores <s> of each
+        # The auxiliary one-hop reading head (see the README (commonsense)): scores <s> of each
         # "<s> Q: passage question </s> A: choice </s>"; it is discarded after pre-training, so
         # fine-tuning starts from a fresh seeded head like the real recipe.
         reading_head = torch.nn.Sequential(torch.nn.Linear(config.hidden_size, config.hidden_size),

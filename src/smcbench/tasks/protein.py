@@ -5,7 +5,7 @@ Contract: see ``tasks/base.py``. Datasets are told apart by ``settings["variant"
 ``hp_s2c2``, ``hp_s2c5``, ``meltome``) or, when absent, by the dataset name; ``source:
 synthetic`` always means the demo generator. Models are told apart by ``arch`` (``esm``,
 ``tape``, ``esm_if1``). Row schema and choices (Meltome classes, pooling, heads) are documented in
-``docs/protein.md`` and ``protein_data``'s module docstring.
+the README (protein) and ``protein_data``'s module docstring.
 """
 
 from __future__ import annotations

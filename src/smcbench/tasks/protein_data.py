@@ -252,7 +252,7 @@ def label_counts(rows: Iterable[dict]) -> dict[str, int]:
 
 # --- Meltome (FLIP) -------------------------------------------------------------------------
 #: Default Meltome temperature classes (°C of the melting temperature Tm): our own choice, since
-#: SMC-Bench published no binning. See docs/protein.md ("Meltome classes").
+#: SMC-Bench published no binning. See the README (protein) ("Meltome classes").
 DEFAULT_TM_BINS = (50.0, 65.0)
 MELTOME_CLASS_NAMES = ("mesophilic (Tm < 50)", "thermophilic (50 <= Tm < 65)", "hyperthermophilic (Tm >= 65)")
 

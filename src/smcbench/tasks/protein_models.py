@@ -264,7 +264,7 @@ def load_tape_backbone(path: Path) -> nn.Module:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"{path}: no config.json; the TAPE model needs a local folder in Hugging Face BertModel "
-            "format (config.json + model.safetensors, vocab.txt optional). See docs/protein.md (TAPE).")
+            "format (config.json + model.safetensors, vocab.txt optional). See the README (protein) (TAPE).")
     return BertModel.from_pretrained(str(path), add_pooling_layer=True)
 
 
@@ -289,7 +289,7 @@ def tiny_tape_backbone(settings: dict[str, Any], seed: int) -> nn.Module:
 ESMIF_INSTALL_HINT = (
     "ESM-IF1 (arch esm_if1) needs the optional dependencies fair-esm, biotite, torch-geometric and "
     "torch-scatter: `pip install -e '.[esmif]'` plus torch-scatter, or `conda env create -f envs/esmif.yaml`. "
-    "See docs/protein.md (ESM-IF1 install pitfalls: torch-scatter has no PyPI wheels, biotite>=1.0 "
+    "See the README (protein) (ESM-IF1 install pitfalls: torch-scatter has no PyPI wheels, biotite>=1.0 "
     "removed filter_backbone)")
 
 

@@ -1,7 +1,7 @@
 """Multilingual translation family (issue #6): OPUS-100 en<->X with mBART-cc25, many-to-many.
 
 The paper's translation code was never released; this module is the reference implementation
-of our reading of it (see ``docs/translation.md``):
+of our reading of it (see the README (translation)):
 
 * **Data** — fine-tuning pairs are X<->en for X in the dataset's ``languages`` (both directions,
   pivoting through English); the test split always covers all X<->en directions of the ten
