@@ -363,13 +363,10 @@ def method_settings(cfg: dict, dataset: str, method: str) -> dict:
     return base
 
 
-def train_params(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str) -> str:
-    """The canonical JSON a training job receives (its only settings)."""
+def _job_params(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str) -> dict:
+    """What a training or mask job of (dataset, model, method, scope, level) needs, and nothing else."""
     k, s = parse_level(level)
-    info = method_info(method)
-    if method == DENSE:  # dense prunes nothing; its sparsity is still measured over the dataset's scope
-        scope = cfg["datasets"][dataset].get("scope", "paper")
-    p = {
+    return {
         "family": cfg["datasets"][dataset]["family"],
         "dataset": dataset,
         "task": task_settings(cfg, dataset, model),
@@ -380,26 +377,23 @@ def train_params(cfg: dict, dataset: str, model: str, method: str, scope: str, l
         "target_sparsity": s,
         "device": cfg.get("device", "auto"),
     }
-    if info.init_mask_from:
-        # the mask rule's settings affect this job through its input file, not its params
-        p["init_mask_from"] = info.init_mask_from
+
+
+def train_params(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str) -> str:
+    """The canonical JSON a training job receives (its only settings)."""
+    if method == DENSE:  # dense prunes nothing; its sparsity is still measured over the dataset's scope
+        scope = cfg["datasets"][dataset].get("scope", "paper")
+    p = _job_params(cfg, dataset, model, method, scope, level)
+    init = method_info(method).init_mask_from
+    if init:
+        # the mask rule's settings reach this job through its input file, not its params
+        p["init_mask_from"] = init
     return canonical_json(p)
 
 
 def mask_params(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str) -> str:
     """The canonical JSON of a before-training mask job (the ``init_mask_from`` method's settings)."""
-    k, s = parse_level(level)
-    return canonical_json({
-        "family": cfg["datasets"][dataset]["family"],
-        "dataset": dataset,
-        "task": task_settings(cfg, dataset, model),
-        "method": method,
-        "method_settings": method_settings(cfg, dataset, method),
-        "scope": scope,
-        "level": k,
-        "target_sparsity": s,
-        "device": cfg.get("device", "auto"),
-    })
+    return canonical_json(_job_params(cfg, dataset, model, method, scope, level))
 
 
 def prepare_params(cfg: dict, dataset: str) -> str:
