@@ -247,7 +247,8 @@ class Run:
         return run_dir(self.dataset, self.fold, self.model, self.method, self.scope, self.level, self.seed)
 
 
-def run_dir(dataset, fold, model, method, scope, level, seed, suite="{suite}") -> str:
+def run_dir(dataset, fold, model, method, scope, level, seed) -> str:
+    """A run's folder relative to ``results/<suite>/``."""
     if method == DENSE:
         return f"runs/{dataset}/{fold}/{model}/dense/seed{seed}"
     return f"runs/{dataset}/{fold}/{model}/{method}/{scope_path(scope)}/{level}/seed{seed}"
@@ -339,10 +340,6 @@ def parse_level(level: str) -> tuple[int, float]:
         if level_tag(k) == level:
             return k, target_sparsity(k)
     raise ConfigError(f"bad level {level!r} (expected s<1-0.8**k with 4 decimals> or t<target>)")
-
-
-def extra_of(cfg: dict, run: Run) -> str:
-    return run.extra
 
 
 # --- per-job params (canonical JSON) --------------------------------------------------------

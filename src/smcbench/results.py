@@ -44,8 +44,8 @@ def identity_from_run_dir(run_dir: str) -> dict:
             "level_tag": level, "seed": int(seed[4:])}
 
 
-def rows_of_run(metrics_path: Path, extra: str = "main") -> list[dict]:
-    """The table rows of one run."""
+def rows_of_run(metrics_path: Path, extra: str = "main") -> tuple[list[dict], str]:
+    """The table rows of one run, and its primary metric."""
     try:
         m = json.loads(Path(metrics_path).read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -69,7 +69,7 @@ def rows_of_run(metrics_path: Path, extra: str = "main") -> list[dict]:
             "git_revision": m.get("git_revision", ""), "config_hash": m.get("config_hash", ""),
             "run_dir": run_dir,
         })
-    return out
+    return out, m["primary_metric"]
 
 
 def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -80,9 +80,10 @@ def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | N
         raise ResultsError(f"{len(missing)} run(s) have no metrics.json, e.g. {missing[:3]}")
     rows, primary = [], {}
     for p in metrics_paths:
-        rows.extend(rows_of_run(Path(p), extras.get(str(Path(p).parent), "main")))
-        m = json.loads(Path(p).read_text())
-        primary[m["dataset"]] = m["primary_metric"]
+        run_rows, primary_metric = rows_of_run(Path(p), extras.get(str(Path(p).parent), "main"))
+        rows.extend(run_rows)
+        if run_rows:
+            primary[run_rows[0]["dataset"]] = primary_metric
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     with open(tmp, "w", newline="") as f:

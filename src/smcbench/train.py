@@ -15,7 +15,7 @@ import random
 import resource
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,7 +44,6 @@ class RunSpec:
     prev_mask: Path | None = None
     save_model: bool = False
     log: Callable[[str], None] = print
-    extra: dict = field(default_factory=dict)
 
 
 # --- small utilities ----------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""The tidy results table from run folders' metrics.json."""
+
+import csv
+import json
+
+import pytest
+
+from smcbench.results import COLUMNS, ResultsError, collect, identity_from_run_dir
+
+
+def fake_run(root, rel, method, realized, rows, primary="accuracy"):
+    d = root / rel
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({
+        "family": "commonsense", "dataset": "d", "method": method, "scope": "paper", "realized_sparsity": realized,
+        "mask_sparsity": realized, "primary_metric": primary, "selection": {"rule": "best validation"},
+        "signature": "accuracy|x", "rows": rows, "wall_time_s": 1.5, "peak_mem_mb": 10, "git_revision": "abc",
+        "config_hash": "h"}))
+    return d / "metrics.json"
+
+
+def test_identity_from_run_dir():
+    assert identity_from_run_dir("results/demo/runs/d/all/m/dense/seed1") == {
+        "dataset": "d", "fold": "all", "model": "m", "method": "dense", "scope": None, "level_tag": "s0", "seed": 1}
+    ident = identity_from_run_dir("results/demo/runs/d/3/m/snip+rigl/modules-Q+K/s0.3600/seed0")
+    assert ident["method"] == "snip+rigl" and ident["scope"] == "modules:Q+K" and ident["fold"] == "3"
+    with pytest.raises(ResultsError, match="unexpected run directory layout"):
+        identity_from_run_dir("results/demo/runs/d/all/m/lth/seed0")
+
+
+def test_collect_writes_one_row_per_split_and_metric(tmp_path):
+    rows = [{"split": "validation", "metric": "accuracy", "value": 70.0, "n": 10},
+            {"split": "test", "metric": "accuracy", "value": 60.0, "value_best_on_test": 62.0, "baseline": 25.0, "n": 20}]
+    dense = fake_run(tmp_path, "runs/d/all/m/dense/seed0", "dense", 0.001, rows)
+    lth = fake_run(tmp_path, "runs/d/all/m/lth/paper/s0.3600/seed0", "lth", 0.36, rows)
+    abl = fake_run(tmp_path, "runs/d/all/m/lth/no_embeddings/s0.3600/seed0", "lth", 0.36, rows)
+    out = tmp_path / "results.csv"
+    n, primary = collect([dense, lth, abl], out, {str(abl.parent): "embeddings_ablation"})
+    assert n == 6 and primary == {"d": "accuracy"}
+    table = list(csv.DictReader(out.open()))
+    assert list(table[0]) == COLUMNS
+    by = {(r["method"], r["extra"], r["split"]): r for r in table}
+    r = by[("lth", "main", "test")]
+    assert (r["level"], r["round"], float(r["target_sparsity"])) == ("2", "2", pytest.approx(0.36))
+    assert (r["value"], r["value_best_on_test"], r["baseline"], r["n"]) == ("60.0", "62.0", "25.0", "20")
+    assert by[("dense", "main", "test")]["level"] == "0" and by[("dense", "main", "test")]["round"] == "0"
+    assert ("lth", "embeddings_ablation", "test") in by
+
+
+def test_missing_metrics_are_named(tmp_path):
+    with pytest.raises(ResultsError, match="have no metrics.json"):
+        collect([tmp_path / "runs/d/all/m/dense/seed0/metrics.json"], tmp_path / "r.csv")
