@@ -61,7 +61,7 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
         if code == 0:
             suite = _suite(configfile)
             report = f"results/{suite}/report.html"
-            rc = subprocess.call(snakemake_cmd() + ["--configfile", configfile, "--report", report, *targets],
+            rc = subprocess.call(snakemake_cmd() + ["--configfile", configfile, *extra, "--report", report, *targets],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print(f"\nsmcbench demo: workflow done in {t_run:.0f}s; figures in results/{suite}/figures/, "
                   f"tables in results/{suite}/tables/"
