@@ -12,7 +12,6 @@ import copy
 import gc
 import json
 import math
-import os
 import signal
 import subprocess
 import sys

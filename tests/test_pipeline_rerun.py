@@ -6,7 +6,6 @@ is tested is the DAG and the params each job receives.
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from smcbench.sparsity import METHODS, build_method, validate_target
-from smcbench.sparsity.mask import Mask
 from smcbench.sparsity.methods import gmp_prune_steps, gmp_sparsity, rigl_drop_fraction
 from smcbench.sparsity.select import num_to_prune
 from test_sparsity_fixtures import (make_ctx, mlp, mlp_data, mlp_loss, roberta_batch, roberta_loss,

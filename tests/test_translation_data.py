@@ -177,7 +177,7 @@ def test_train_cap_is_a_seeded_subset(tmp_path):
     _write_text_pair(tmp_path, "en-fr", _three_splits(en, [x + "f" for x in en]))
     s = {"languages": ["fr"], "test_languages": ["fr"], "max_train_per_pair": 10, "max_test_per_pair": 5}
     m1 = T.prepare("d", tmp_path, tmp_path / "o1", s)
-    m2 = T.prepare("d", tmp_path, tmp_path / "o2", s)
+    T.prepare("d", tmp_path, tmp_path / "o2", s)  # same settings, second folder: must match o1
     assert m1["counts"] == {"train": 20, "validation": 2, "test": 10}
     assert m1["dropped"]["train"] == {"en-fr:over_cap_10": 40}
     assert (tmp_path / "o1" / "train.jsonl").read_text() == (tmp_path / "o2" / "train.jsonl").read_text()

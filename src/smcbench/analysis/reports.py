@@ -325,7 +325,6 @@ def run_obert(inp: Inputs, out_dir: Path) -> None:
 
 def run_modulewise(inp: Inputs, out_dir: Path, extra: str = MODULEWISE_EXTRA) -> None:
     """Module-wise table (paper Table 1): metric at an explicit target per module subset scope."""
-    import pandas as pd
 
     md, csv = (_out(out_dir, p) for p in OUTPUTS["modulewise"])
     pts = inp.points

@@ -859,7 +859,6 @@ class CommonsenseTask(Task):
         if len(n_choices) != 1:
             raise ValueError(f"{self.data_dir / (split + '.jsonl')}: rows have different numbers "
                              f"of choices {sorted(n_choices)}; one dataset needs one number")
-        span = None
         if self.mlm:
             pairs = encode_winogrande_mlm(self.tokenizer, rows, self.max_length)
             seqs = [[ids for ids, _ in r] for r in pairs]
