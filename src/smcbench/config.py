@@ -145,16 +145,21 @@ def _check_run_method(cfg: dict, methods: dict, name: str, where: str) -> None:
         raise ConfigError(f"method {name!r} starts from {init!r}'s mask, so config.methods needs {init!r}")
 
 
+def _check_entry(kind: str, name: str, entry: Any, keys: tuple[str, ...]) -> None:
+    """A model or dataset entry: a mapping with ``keys`` and a known family."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{kind} {name!r} must be a mapping")
+    for key in keys:
+        if key not in entry:
+            raise ConfigError(f"{kind} {name!r} is missing {key!r}")
+    if entry["family"] not in FAMILIES:
+        raise ConfigError(f"unknown family {entry['family']!r} for {kind} {name!r} (known: {', '.join(FAMILIES)})")
+
+
 def _validate_rest(cfg: dict, methods: dict) -> None:
     models = cfg["models"] or {}
     for name, m in models.items():
-        if not isinstance(m, dict):
-            raise ConfigError(f"model {name!r} must be a mapping")
-        for key in ("family", "arch", "source"):
-            if key not in m:
-                raise ConfigError(f"model {name!r} is missing {key!r}")
-        if m["family"] not in FAMILIES:
-            raise ConfigError(f"unknown family {m['family']!r} for model {name!r} (known: {', '.join(FAMILIES)})")
+        _check_entry("model", name, m, ("family", "arch", "source"))
         archs = ARCHS[m["family"]]
         if m["arch"] not in archs:
             raise ConfigError(f"unknown arch {m['arch']!r} for {m['family']} model {name!r} (known: {', '.join(archs)})")
@@ -163,13 +168,7 @@ def _validate_rest(cfg: dict, methods: dict) -> None:
     if not datasets:
         raise ConfigError("config.datasets is empty: nothing to run")
     for name, d in datasets.items():
-        if not isinstance(d, dict):
-            raise ConfigError(f"dataset {name!r} must be a mapping")
-        for key in ("family", "source", "models"):
-            if key not in d:
-                raise ConfigError(f"dataset {name!r} is missing {key!r}")
-        if d["family"] not in FAMILIES:
-            raise ConfigError(f"unknown family {d['family']!r} for dataset {name!r} (known: {', '.join(FAMILIES)})")
+        _check_entry("dataset", name, d, ("family", "source", "models"))
         for model in d["models"]:
             if model not in models:
                 raise ConfigError(f"unknown model {model!r} for dataset {name!r} (known: {', '.join(models)})")

@@ -25,6 +25,7 @@ from .checkpoint import Checkpointer, restore_rng_state
 from .sparsity.base import SparsityContext
 from .sparsity.mask import Mask
 from .sparsity.registry import build_method, method_info
+from .tasks.base import write_json_atomic
 
 
 class TrainingError(RuntimeError):
@@ -141,12 +142,6 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """Save the model's state with safetensors (tied tensors handled), atomically."""
     from safetensors.torch import save_model
@@ -223,7 +218,7 @@ def compute_before_mask(spec: RunSpec) -> dict:
                                                    "target_sparsity": str(p["target_sparsity"])})
     info = {"method": p["method"], "scope": p["scope"], "target_sparsity": p["target_sparsity"],
             "realized_sparsity": mask.sparsity(), "num_weights": mask.numel()}
-    write_json(spec.out_dir / "mask.json", info)
+    write_json_atomic(spec.out_dir / "mask.json", info)
     spec.log(f"mask {p['method']} target {p['target_sparsity']:.4f} realized {mask.sparsity():.6f}")
     return info
 
@@ -438,14 +433,14 @@ def run_training(spec: RunSpec) -> dict:
                       "eval_every": eval_every, "total_steps": total_steps},
         "rows": rows, "history": history, "final_train_loss": last_loss,
         "wall_time_s": time.time() - t_start, "peak_mem_mb": peak_memory_mb(device),
-        "git_revision": git_revision(), "device": str(device),
+        "git_revision": git_revision(), "device": str(device), "config_hash": p.get("config_hash", ""),
     }
     if hasattr(method, "stats"):
         try:
             metrics["method_stats"] = method.stats()
         except Exception as e:  # stats are informative only
             metrics["method_stats"] = {"error": repr(e)}
-    write_json(spec.out_dir / "metrics.json", metrics)
+    write_json_atomic(spec.out_dir / "metrics.json", metrics)
     ckpt.clear()
     primary = next((r["value"] for r in rows if r["split"] != "validation" and r["metric"] == task.primary_metric), None)
     spec.log(f"done {run_label}: {task.primary_metric}={primary} realized_sparsity={realized:.4f} "

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..download import sha256_file
 from .arith_equations import (MASK_IN_TEXT_RE, OPERATORS, EquationError, canonical_constant, check_prefix,
                               evaluate_prefix, is_constant, most_frequent_fitting,
                               template_counts, values_match)
@@ -44,12 +45,6 @@ _DEMO_VARIANT = {"demo_mawps": "mawps", "demo_asdiv": "asdiv", "demo_svamp": "sv
 # =============================================================================================
 # prepare
 # =============================================================================================
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _data_root(source: str | Path) -> Path:
@@ -192,7 +187,7 @@ def _prepare_real(dataset: str, source: Path, fold: int | None) -> tuple[dict, d
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: missing (expected the SVAMP repository's data layout under {root})")
             texts[name] = None
-            sha[r] = _sha256(path)
+            sha[r] = sha256_file(path)
     splits, dropped = {}, {}
     for name, r in rel.items():
         rows, drop = read_svamp_csv(Path(root) / r, f"{dataset}{'' if fold is None else f'-fold{fold}'}-{name}",
@@ -207,7 +202,7 @@ def _read_from_zip(archive: Path, rel: dict[str, str]) -> tuple[dict, dict, str]
     """The CSVs of ``rel`` from a GitHub archive of the SVAMP repository (``<top>/data/...``)."""
     import zipfile
 
-    texts, sha = {}, {"<archive>": _sha256(archive)}
+    texts, sha = {}, {"<archive>": sha256_file(archive)}
     with zipfile.ZipFile(archive) as z:
         names = z.namelist()
         root = None

@@ -31,18 +31,25 @@ from typing import Any, ClassVar, Iterable, Iterator
 import torch
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file; a malformed line raises ValueError naming the file and line."""
-    rows = []
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Stream (line number, record) from a JSONL file, so later checks can name the line.
+    Blank lines are skipped; a malformed line or a non-object raises ValueError naming file and line."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-    return rows
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            yield lineno, rec
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL file (see :func:`iter_jsonl` for the errors)."""
+    return [rec for _, rec in iter_jsonl(path)]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:

@@ -27,7 +27,6 @@ Inputs are built by hand, as fairseq built them for SMC-Bench (see the README (c
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import random
@@ -39,8 +38,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..download import sha256_file
 from . import synthetic_commonsense as synth
-from .base import Task, pretrained_path, read_jsonl, write_jsonl
+from .base import Task, iter_jsonl, pretrained_path, read_jsonl, write_jsonl
 
 DATASETS = {"csqa", "winogrande", "race", "demo_cs_easy", "demo_cs_hard"}
 ARCHS = ("roberta_mc", "roberta_mlm")
@@ -54,12 +54,6 @@ _DEFAULT_INPUT = {"csqa": "csqa", "race": "race", "winogrande": "winogrande",
 # helpers shared by the loaders
 # ================================================================================================
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Reader:
@@ -83,14 +77,14 @@ class _Reader:
 
     def jsonl(self, path: Path) -> list[tuple[int, dict]]:
         """(line number, record) pairs; a malformed line raises naming file and line."""
-        self.files[self._rel(path)] = _sha256(path)
-        return list(read_jsonl_numbered(path))
+        self.files[self._rel(path)] = sha256_file(path)
+        return list(iter_jsonl(path))
 
     def parquet(self, path: Path) -> list[tuple[int, dict]]:
         """(row number, record) pairs of a parquet file (row numbers are 1-based)."""
         import pyarrow.parquet as pq
 
-        self.files[self._rel(path)] = _sha256(path)
+        self.files[self._rel(path)] = sha256_file(path)
         try:
             rows = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises several types for corrupt files
@@ -99,7 +93,7 @@ class _Reader:
 
     def json_file(self, path: Path) -> dict:
         """One JSON object per file (the RACE release)."""
-        self.files[self._rel(path)] = _sha256(path)
+        self.files[self._rel(path)] = sha256_file(path)
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
@@ -110,20 +104,6 @@ class _Reader:
                 "dropped": dict(sorted(self.dropped.items())),
                 "dropped_by_file": {k: dict(v) for k, v in sorted(self.dropped_by_file.items())}}
 
-
-def read_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict]]:
-    """Like :func:`read_jsonl` but yields (line number, record), so later checks can name the line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield lineno, rec
 
 
 def _need(rec: dict, key: str, where: str, types=(str,)):

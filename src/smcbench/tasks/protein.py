@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
+from ..download import sha256_file
 from . import protein_data as pdata
 from .base import Task, pretrained_path, read_jsonl, write_jsonl
 
@@ -113,7 +114,7 @@ def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, ou
         raise FileNotFoundError(f"{split_file}: HotProtein split file not found (settings.cv_fold={cv_fold}; "
                                 f"expected the release layout {layout['dir']}/{layout['split']})")
     split = pdata.read_hotprotein_split(split_file)
-    meta["files_sha256"][str(split_file.relative_to(source))] = pdata.sha256_file(split_file)
+    meta["files_sha256"][str(split_file.relative_to(source))] = sha256_file(split_file)
     num_classes = int(settings.get("num_classes", layout["classes"]))
     offset = int(settings.get("label_offset", 0))
     fasta_root = root / settings.get("fasta_dir", layout["fasta"])
@@ -147,7 +148,7 @@ def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, ou
                 dropped["missing_fasta"] = dropped.get("missing_fasta", 0) + 1
                 continue
             seq = pdata.read_single_fasta_sequence(fasta, name)
-            digest.update(f"{fasta.relative_to(source)}\0{pdata.sha256_file(fasta)}\n".encode())
+            digest.update(f"{fasta.relative_to(source)}\0{sha256_file(fasta)}\n".encode())
             n_hashed += 1
             row = {"id": name, "sequence": seq, "label": label}
             if structures:
@@ -156,7 +157,7 @@ def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, ou
                     dropped["missing_pdb"] = dropped.get("missing_pdb", 0) + 1
                     continue
                 pdb_seq, xyz = pdata.parse_pdb_backbone(pdb, chain)
-                digest.update(f"{pdb.relative_to(source)}\0{pdata.sha256_file(pdb)}\n".encode())
+                digest.update(f"{pdb.relative_to(source)}\0{sha256_file(pdb)}\n".encode())
                 n_hashed += 1
                 if len(pdb_seq) != len(seq):
                     dropped["structure_length_mismatch"] = dropped.get("structure_length_mismatch", 0) + 1
@@ -203,7 +204,7 @@ def _meltome_file(source: Path, split: str) -> tuple[Path, str | None]:
 def _meltome(source: Path, settings: dict, meta: dict) -> tuple[list[dict], list[dict], list[dict] | None]:
     split = str(settings.get("split", "mixed"))
     path, member = _meltome_file(source, split)
-    meta["files_sha256"][path.name] = pdata.sha256_file(path)
+    meta["files_sha256"][path.name] = sha256_file(path)
     if member is not None:
         import tempfile
 

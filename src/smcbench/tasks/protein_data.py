@@ -15,7 +15,6 @@ Sequences are upper-case one-letter residue strings over :data:`RESIDUES`, trunc
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import pickle
@@ -235,12 +234,6 @@ def carve_validation(rows: list[dict], fraction: float, seed: int) -> tuple[list
     return train, val
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def label_counts(rows: Iterable[dict]) -> dict[str, int]:

@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from .base import Task, pretrained_path, read_jsonl, write_jsonl
+from .base import Task, iter_jsonl, pretrained_path, read_jsonl, write_jsonl
 
 #: the ten OPUS-100 languages of the paper's 10-to-10 setting, and the pivot
 LANGUAGES = ["cs", "de", "fr", "gu", "ja", "my", "ro", "ru", "vi", "zh"]
@@ -416,22 +416,16 @@ class TranslationTask(Task):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; run `python -m smcbench prepare {self.dataset}` first")
         out = []
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                    item = (r["source"], r["target"], r["src_lang"], r["tgt_lang"])
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
-                except (KeyError, TypeError):
-                    raise ValueError(f"{path}:{n}: row lacks source/target/src_lang/tgt_lang "
-                                     "(translation row schema)") from None
-                if item[2] not in self.lang_ids or item[3] not in self.lang_ids:
-                    raise ValueError(f"{path}:{n}: language pair {item[2]!r}->{item[3]!r} has no language "
-                                     f"token (known: {sorted(self.lang_ids)})")
-                out.append(item)
+        for n, r in iter_jsonl(path):
+            try:
+                item = (r["source"], r["target"], r["src_lang"], r["tgt_lang"])
+            except KeyError:
+                raise ValueError(f"{path}:{n}: row lacks source/target/src_lang/tgt_lang "
+                                 "(translation row schema)") from None
+            if item[2] not in self.lang_ids or item[3] not in self.lang_ids:
+                raise ValueError(f"{path}:{n}: language pair {item[2]!r}->{item[3]!r} has no language "
+                                 f"token (known: {sorted(self.lang_ids)})")
+            out.append(item)
         return out
 
     def _encode(self, split: str):

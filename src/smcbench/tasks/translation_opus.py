@@ -17,25 +17,18 @@ Settings: ``max_train_per_pair`` (seeded random subset, ``sample_seed``; null = 
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from pathlib import Path
 from typing import Any
 
+from ..download import sha256_file
 from .translation import PIVOT, SPLITS, iter_directional_rows, opus_pair
 
 _SPLIT_RE = re.compile(r"(?:^|[/_.-])(train|validation|test)(?:[/_.-]|$)")
 _TEXT_SPLIT = {"train": "train", "validation": "dev", "test": "test"}
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_lines(path: Path) -> list[str]:
