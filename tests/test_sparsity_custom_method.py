@@ -1,4 +1,4 @@
-"""The "Add your own sparse method" example of the README works as written."""
+"""The "Add your own sparse method" example of docs/sparsity.md works as written."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from smcbench.sparsity.select import num_to_prune
 from test_sparsity_fixtures import make_ctx, mlp, mlp_data, mlp_loss, train
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "README.md"
+DOC = ROOT / "docs" / "sparsity.md"
 
 
 def _snippet(tag: str) -> str:
     text = DOC.read_text()
     m = re.search(rf"<!-- docs-test: {tag} -->\s*```\w+\n(.*?)```", text, re.S)
-    assert m, f"README.md lacks the '{tag}' example"
+    assert m, f"docs/sparsity.md lacks the '{tag}' example"
     return m.group(1)
 
 
@@ -33,7 +33,7 @@ def registered(monkeypatch):
     (name, info), = entry.items()
     module_name, cls_name = info.cls.split(":")
     module = types.ModuleType(module_name)
-    exec(compile(_snippet("class"), f"<README.md {module_name}>", "exec"), module.__dict__)
+    exec(compile(_snippet("class"), f"<docs/sparsity.md {module_name}>", "exec"), module.__dict__)
     assert hasattr(module, cls_name)
     monkeypatch.setitem(sys.modules, module_name, module)
     monkeypatch.setitem(registry.METHODS, name, info)
