@@ -34,6 +34,8 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
              extra: list[str] | None = None, use_server: bool = True) -> int:
     targets = targets or ["all_figures"]
     extra = [a for a in (extra or []) if a != "--"]
+    dry_run = any(a in ("-n", "--dry-run", "--dryrun") for a in extra)
+    use_server = use_server and not dry_run  # a dry run starts no job
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -53,12 +55,14 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
             print("smcbench demo: job server did not start; every job imports torch itself", file=sys.stderr)
     try:
         cmd = snakemake_cmd() + ["--configfile", configfile, "--cores", str(cores), "--scheduler", "greedy",
-                                 "--rerun-incomplete", "--keep-going", "--show-failed-logs", "--quiet", "rules",
-                                 *extra, *targets]
+                                 "--rerun-incomplete", "--keep-going", "--show-failed-logs",
+                                 # one token: Snakemake 9's --quiet takes several values and would
+                                 # swallow a target that follows it (`--quiet rules all_figures`)
+                                 "--quiet=rules", *extra, *targets]
         print("+ " + " ".join(cmd), file=sys.stderr)
         code = subprocess.call(cmd, env=env)
         t_run = time.time() - t0
-        if code == 0:
+        if code == 0 and not dry_run:
             suite = _suite(configfile)
             report = f"results/{suite}/report.html"
             rc = subprocess.call(snakemake_cmd() + ["--configfile", configfile, *extra, "--report", report, *targets],
