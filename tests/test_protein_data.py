@@ -178,7 +178,7 @@ def test_prepare_meltome_csv_classes_and_flip_validation(tmp_path):
     lines = ["sequence,target,set,validation"]
     temps = [40.0, 49.9, 50.0, 64.9, 65.0, 80.0]
     for i in range(30):
-        lines.append(f"MKT{'AVL'[i % 3]}Y,{temps[i % 6]},{'test' if i >= 24 else 'train'},{'True' if i in (3, 4) else ''}")
+        lines.append(f"MKT{'AVL'[i % 3]}Y{'G' * i},{temps[i % 6]},{'test' if i >= 24 else 'train'},{'True' if i in (3, 4) else ''}")
     csv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "o"
     meta = protein.prepare("meltome", str(tmp_path), out, {"split": "human", "validation_from": "flip"})
@@ -237,3 +237,146 @@ def test_meltome_from_flip_splits_zip(tmp_path):
     assert meta["counts"]["test"] == 4 and meta["counts"]["train"] + meta["counts"]["validation"] == 16
     with pytest.raises(ValueError, match="not a FLIP Meltome split"):
         protein.prepare("meltome", str(tmp_path), tmp_path / "o2", {"split": "mouse"})
+
+
+# --- Meltome in every layout FLIP ships, and bad files ---------------------------------------
+def _flip_csv(n: int = 20) -> str:
+    return "sequence,target,set,validation\n" + "".join(
+        f"MKV{'A' * i},{45 + i},{'test' if i % 5 == 0 else 'train'},{'True' if i == 3 else ''}\n" for i in range(n))
+
+
+def _flip_zip(path, member="splits/mixed_split.csv", text=None):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(member, text if text is not None else _flip_csv())
+        zf.writestr("splits/human.csv", "sequence,target,set,validation\n")
+    return path
+
+
+def test_meltome_source_is_the_zip_file_itself(tmp_path):
+    """What downloading the configured splits.zip URL records as the source: the zip file."""
+    z = _flip_zip(tmp_path / "splits.zip")
+    meta = protein.prepare("meltome", str(z), tmp_path / "o", {"validation_fraction": 0.2})
+    assert meta["zip_member"] == "splits/mixed_split.csv" and meta["counts"]["test"] == 4
+    assert list(meta["files_sha256"]) == ["splits.zip"]
+    # the same rows from the unpacked CSV and from the folder holding the zip
+    (tmp_path / "unz").mkdir()
+    (tmp_path / "unz" / "mixed_split.csv").write_text(_flip_csv())
+    a = protein.prepare("meltome", str(tmp_path / "unz" / "mixed_split.csv"), tmp_path / "a", {"validation_fraction": 0.2})
+    b = protein.prepare("meltome", str(tmp_path), tmp_path / "b", {"validation_fraction": 0.2})
+    for split in ("train", "validation", "test"):
+        assert read_jsonl(tmp_path / "a" / f"{split}.jsonl") == read_jsonl(tmp_path / "o" / f"{split}.jsonl")
+        assert read_jsonl(tmp_path / "b" / f"{split}.jsonl") == read_jsonl(tmp_path / "o" / f"{split}.jsonl")
+    assert a["counts"] == b["counts"] == meta["counts"]
+
+
+def test_meltome_zip_errors_name_the_archive_and_member(tmp_path):
+    html = tmp_path / "html" / "splits.zip"
+    html.parent.mkdir()
+    html.write_text("<html>rate limited</html>")
+    with pytest.raises(pdata.ProteinDataError, match=r"splits\.zip: not a readable zip archive"):
+        protein.prepare("meltome", str(html), tmp_path / "o", {})
+    z = _flip_zip(tmp_path / "splits.zip")
+    with pytest.raises(FileNotFoundError, match=r"no member human_cell\.csv"):
+        protein.prepare("meltome", str(z), tmp_path / "o", {"split": "human_cell"})
+    bad = _flip_zip(tmp_path / "bad.zip", text="sequence,target,set,validation\nMKT,40,train,\nMK\xe9T,41,test,\n".encode("latin-1"))
+    with pytest.raises(pdata.ProteinDataError, match=r"bad\.zip!splits/mixed_split\.csv:3: invalid UTF-8 \(byte 0xe9"):
+        protein.prepare("meltome", str(bad), tmp_path / "o", {})
+
+
+def test_meltome_empty_and_header_only_are_errors_naming_the_file(tmp_path):
+    (tmp_path / "human.csv").write_text("sequence,target,set,validation\n")
+    with pytest.raises(pdata.ProteinDataError, match=r"human\.csv: no train record \(0 records"):
+        protein.prepare("meltome", str(tmp_path / "human.csv"), tmp_path / "o", {})
+    (tmp_path / "only_train.csv").write_text("sequence,target,set,validation\nMKT,40,train,\nMKA,41,train,\n")
+    with pytest.raises(pdata.ProteinDataError, match=r"only_train\.csv: no test record"):
+        protein.prepare("meltome", str(tmp_path / "only_train.csv"), tmp_path / "o", {})
+    (tmp_path / "empty.fasta").write_text("")
+    with pytest.raises(pdata.ProteinDataError, match=r"empty\.fasta: no train record"):
+        protein.prepare("meltome", str(tmp_path / "empty.fasta"), tmp_path / "o", {})
+
+
+def test_meltome_train_test_overlap_is_an_error(tmp_path):
+    (tmp_path / "m.csv").write_text("sequence,target,set,validation\nMKT,40,train,\nMKA,41,train,\nMKT,52,test,\n")
+    with pytest.raises(pdata.ProteinDataError, match=r"m\.csv: train and test share 1 protein\(s\) \(same sequence\)"):
+        protein.prepare("meltome", str(tmp_path / "m.csv"), tmp_path / "o", {})
+
+
+def test_meltome_invalid_utf8_bom_and_huge_field(tmp_path):
+    f = tmp_path / "m.csv"
+    f.write_bytes(b"sequence,target,set,validation\nMKT,40,train,\nMKA,4\xff1,test,\n")
+    with pytest.raises(pdata.ProteinDataError, match=r"m\.csv:3: invalid UTF-8 \(byte 0xff at column 6\)"):
+        protein.prepare("meltome", str(f), tmp_path / "o", {})
+    # a BOM is dropped (CSV header and FASTA first header both)
+    f.write_bytes(b"\xef\xbb\xbfsequence,target,set,validation\nMKT,40,train,\nMKAA,41,train,\nMKA,41,test,\n")
+    assert protein.prepare("meltome", str(f), tmp_path / "o", {"validation_fraction": 0.5})["counts"]["test"] == 1
+    fa = tmp_path / "m.fasta"
+    fa.write_bytes("\ufeff>S0 TARGET=40 SET=train\nMKT\n>S1 TARGET=41 SET=train\nMKAA\n>S2 TARGET=60 SET=test\nMKA\n"
+                   .encode("utf-8"))
+    assert protein.prepare("meltome", str(fa), tmp_path / "o", {"validation_fraction": 0.5})["counts"]["test"] == 1
+    fa.write_bytes(b">S0 TARGET=40 SET=train\nMK\xc3T\n")
+    with pytest.raises(pdata.ProteinDataError, match=r"m\.fasta:2: invalid UTF-8"):
+        protein.prepare("meltome", str(fa), tmp_path / "o", {})
+    big = tmp_path / "big.csv"
+    big.write_text("sequence,target,set,validation\nMKT,40,train,\n" + '"' + "M" * 10_000_000 + '",41,test,\n')
+    with pytest.raises(pdata.ProteinDataError, match=r"big\.csv:\d+: malformed CSV: .*field larger"):
+        protein.prepare("meltome", str(big), tmp_path / "o", {})
+
+
+# --- HotProtein: names confined, overlap refused, release archives ----------------------------
+def test_hotprotein_names_cannot_leave_the_source_tree(tmp_path):
+    root = _release(tmp_path, "d1", "d1_0_classification.pkl", "d1_fasta_clean", 12, 2)
+    (tmp_path / "SECRET.fasta").write_text(">x\nMKT\n")
+    split = pdata.safe_load_pickle(root / "d1" / "d1_0_classification.pkl")
+    for evil in ("../../../SECRET", "/etc/passwd", "a/b", "..", ""):
+        split["train_names"][0] = evil
+        (root / "d1" / "d1_0_classification.pkl").write_bytes(pickle.dumps(split))
+        with pytest.raises(pdata.ProteinDataError, match="not a plain file name"):
+            protein.prepare("hotprotein_s2c2", str(root), tmp_path / "o", {})
+    assert not (tmp_path / "o" / "train.jsonl").exists()
+
+
+def test_hotprotein_same_protein_in_train_and_test_is_an_error(tmp_path):
+    root = _release(tmp_path, "d1", "d1_0_classification.pkl", "d1_fasta_clean", 12, 2)
+    split = pdata.safe_load_pickle(root / "d1" / "d1_0_classification.pkl")
+    split["test_names"][1] = split["train_names"][5]
+    (root / "d1" / "d1_0_classification.pkl").write_bytes(pickle.dumps(split))
+    with pytest.raises(pdata.ProteinDataError, match=r"d1_0_classification\.pkl: train and test share 1 protein"):
+        protein.prepare("hotprotein_s2c2", str(root), tmp_path / "o", {})
+
+
+def test_hotprotein_empty_test_is_an_error(tmp_path):
+    root = _release(tmp_path, "d1", "d1_0_classification.pkl", "d1_fasta_clean", 12, 2)
+    split = pdata.safe_load_pickle(root / "d1" / "d1_0_classification.pkl")
+    split["test_names"], split["test_labels"] = [], []
+    (root / "d1" / "d1_0_classification.pkl").write_bytes(pickle.dumps(split))
+    with pytest.raises(pdata.ProteinDataError, match=r"d1_0_classification\.pkl: no usable test record"):
+        protein.prepare("hotprotein_s2c2", str(root), tmp_path / "o", {})
+
+
+@pytest.mark.parametrize("fmt", ["zip", "gztar"])
+def test_hotprotein_release_archive(tmp_path, fmt):
+    import shutil
+
+    root = _release(tmp_path / "rel", "d1", "d1_0_classification.pkl", "d1_fasta_clean", 16, 2)
+    archive = shutil.make_archive(str(tmp_path / "dl" / "HotProtein_d1"), fmt, root_dir=root.parent, base_dir=root.name)
+    ref = protein.prepare("hotprotein_s2c2", str(root), tmp_path / "ref", {"validation_fraction": 0.25})
+    got = protein.prepare("hotprotein_s2c2", archive, tmp_path / "o", {"validation_fraction": 0.25})
+    assert got["counts"] == ref["counts"]
+    assert read_jsonl(tmp_path / "o" / "test.jsonl") == read_jsonl(tmp_path / "ref" / "test.jsonl")
+    assert (tmp_path / "dl" / (Path(archive).name + ".unpacked") / ".complete").is_file()
+    again = protein.prepare("hotprotein_s2c2", archive, tmp_path / "o2", {"validation_fraction": 0.25})
+    assert again["counts"] == ref["counts"]
+
+
+def test_hotprotein_archive_with_escaping_member_is_refused(tmp_path):
+    import zipfile
+
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("d1/ok.fasta", ">a\nMKT\n")
+        zf.writestr("../../escaped.txt", "x")
+    with pytest.raises(pdata.ProteinDataError, match=r"evil\.zip: archive member '\.\./\.\./escaped\.txt'"):
+        protein.prepare("hotprotein_s2c2", str(z), tmp_path / "o", {})
+    assert not (tmp_path.parent / "escaped.txt").exists()

@@ -107,6 +107,7 @@ def _synthetic(settings: dict, meta: dict) -> tuple[list[dict], list[dict]]:
 def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, out_dir: Path, max_res: int,
                 meta: dict) -> tuple[list[dict], list[dict]]:
     layout = pdata.HOTPROTEIN_LAYOUT[variant]
+    source = pdata.unpacked(source, out_dir)
     root = pdata.hotprotein_root(source, variant)
     cv_fold = int(fold if fold is not None else settings.get("cv_fold", 0))
     split_file = root / layout["split"].format(fold=cv_fold)
@@ -143,7 +144,7 @@ def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, ou
                 dropped[f"duplicate_name_in_{part}"] = dropped.get(f"duplicate_name_in_{part}", 0) + 1
                 continue
             seen.add(name)
-            fasta = fasta_root / f"{name}.fasta"
+            fasta = pdata.protein_file(fasta_root, name, ".fasta", where)
             if not fasta.is_file():
                 dropped["missing_fasta"] = dropped.get("missing_fasta", 0) + 1
                 continue
@@ -152,7 +153,7 @@ def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, ou
             n_hashed += 1
             row = {"id": name, "sequence": seq, "label": label}
             if structures:
-                pdb = root / layout["structures"] / name / layout["pdb_name"]
+                pdb = pdata.protein_file(root / layout["structures"], name, "", where) / layout["pdb_name"]
                 if not pdb.is_file():
                     dropped["missing_pdb"] = dropped.get("missing_pdb", 0) + 1
                     continue
@@ -174,48 +175,68 @@ def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, ou
     meta["files_sha256"]["per_protein_files"] = {"count": n_hashed, "sha256_of_list": digest.hexdigest()}
     meta.update(dropped=dropped, cv_fold=cv_fold, num_classes=num_classes, label_offset=offset,
                 class_names=HOTPROTEIN_CLASS_NAMES.get(num_classes, [str(i) for i in range(num_classes)]))
-    if not out["train"]:
-        raise pdata.ProteinDataError(f"{split_file}: no usable training record (dropped: {dropped}); "
-                                     f"are the FASTA files under {fasta_root}?")
+    for part in ("train", "test"):
+        if not out[part]:
+            raise pdata.ProteinDataError(f"{split_file}: no usable {part} record ({len(split[f'{part}_names'])} "
+                                         f"listed; dropped: {dropped}); are the FASTA files under {fasta_root}?")
+    pdata.check_disjoint(out["train"], out["test"], split_file, "id")
     return out["train"], out["test"]
 
 
-def _meltome_file(source: Path, split: str) -> tuple[Path, str | None]:
-    """(file, member inside splits.zip or None) for FLIP's Meltome ``split``."""
-    if source.is_file():
-        return source, None
+def _meltome_input(source: Path, split: str) -> tuple[Path, bytes | None, str | None]:
+    """(file, its bytes when read from a zip, zip member) holding FLIP's Meltome ``split``.
+
+    ``source`` may be FLIP's ``splits.zip`` itself (what downloading the configured URL gives),
+    a folder holding it or the extracted CSVs (``splits/meltome`` or an unpacked zip), or one
+    CSV / FASTA file.
+    """
     name = MELTOME_FILES.get(split)
     if name is None:
         raise ValueError(f"settings.split {split!r} is not a FLIP Meltome split (known: {', '.join(MELTOME_FILES)})")
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: Meltome source does not exist")
+    if source.is_file():
+        if zipfile.is_zipfile(source):
+            return _meltome_zip_member(source, split, name)
+        if source.suffix.lower() == ".zip":
+            raise pdata.ProteinDataError(f"{source}: not a readable zip archive (a truncated download or an "
+                                         "HTML error page?); delete it and download again")
+        return source, None, None
     for cand in (source / name, source / "splits" / name, source / "splits" / "meltome" / name,
                  source / f"{split}.fasta", source / f"{Path(name).stem}.fasta"):
         if cand.is_file():
-            return cand, None
+            return cand, None, None
     for z in (source / "splits.zip", source / "splits" / "meltome" / "splits.zip"):
         if z.is_file():
-            with zipfile.ZipFile(z) as zf:
-                member = next((m for m in zf.namelist() if Path(m).name == name), None)
-            if member:
-                return z, member
+            return _meltome_zip_member(z, split, name)
     raise FileNotFoundError(f"{source}: no FLIP Meltome file for split {split!r} ({name}, {split}.fasta or "
-                            "splits.zip); point source at FLIP's splits/meltome folder or at the file")
+                            "splits.zip); point source at FLIP's splits.zip, its folder, or the file")
+
+
+def _meltome_zip_member(archive: Path, split: str, name: str) -> tuple[Path, bytes, str]:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.namelist() if not m.endswith("/")]
+            member = next((m for m in members if Path(m).name in (name, f"{split}.fasta")), None)
+            if member is None:
+                raise FileNotFoundError(f"{archive}: no member {name} (or {split}.fasta) for split {split!r}; "
+                                        f"members: {', '.join(members[:10])}")
+            return archive, zf.read(member), member
+    except zipfile.BadZipFile as e:
+        raise pdata.ProteinDataError(f"{archive}: damaged zip archive ({e}); delete it and download again") from None
 
 
 def _meltome(source: Path, settings: dict, meta: dict) -> tuple[list[dict], list[dict], list[dict] | None]:
     split = str(settings.get("split", "mixed"))
-    path, member = _meltome_file(source, split)
+    path, data, member = _meltome_input(source, split)
     meta["files_sha256"][path.name] = sha256_file(path)
-    if member is not None:
-        import tempfile
-
-        with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory() as tmp:
-            extracted = Path(zf.extract(member, tmp))
-            records = pdata.read_meltome_csv(extracted)
+    shown = Path(f"{path}!{member}") if member else path  # errors name the member inside the zip
+    if member:
         meta["zip_member"] = member
-    elif path.suffix.lower() in (".fasta", ".fa", ".faa"):
-        records = pdata.read_meltome_fasta(path)
+    if shown.suffix.lower() in (".fasta", ".fa", ".faa"):
+        records = pdata.read_meltome_fasta(shown, data)
     else:
-        records = pdata.read_meltome_csv(path)
+        records = pdata.read_meltome_csv(shown, data)
     bins = sorted(float(b) for b in settings.get("tm_bins", pdata.DEFAULT_TM_BINS))
     for r in records:
         r["label"] = pdata.tm_class(r["target"], bins)
@@ -223,6 +244,14 @@ def _meltome(source: Path, settings: dict, meta: dict) -> tuple[list[dict], list
     train = [r for r in records if r["set"] == "train" and not (use_flip and r["flip_validation"])]
     val = [r for r in records if r["set"] == "train" and use_flip and r["flip_validation"]]
     test = [r for r in records if r["set"] == "test"]
+    for part, rows in (("train", train), ("test", test)):
+        if not rows:
+            raise pdata.ProteinDataError(f"{shown}: no {part} record ({len(records)} records in all); "
+                                         f"FLIP files mark each row set=train or set=test")
+    if use_flip and not val:
+        raise pdata.ProteinDataError(f"{shown}: validation_from: flip, but no training record is flagged "
+                                     "validation=True; use validation_from: carve")
+    pdata.check_disjoint(train + val, test, shown, "sequence")
     keep = ("id", "sequence", "label", "target")
     train, val, test = ([{k: r[k] for k in keep} for r in rows] for rows in (train, val, test))
     names = (list(pdata.MELTOME_CLASS_NAMES) if bins == list(pdata.DEFAULT_TM_BINS)

@@ -20,7 +20,7 @@ import math
 import pickle
 import random
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 #: One-letter codes accepted in a sequence: the 20 standard residues and the ambiguity / rare
 #: codes that ESM's alphabet and TAPE's IUPAC vocabulary both know (X B Z U O).
@@ -33,6 +33,26 @@ DEFAULT_MAX_RESIDUES = 1022
 
 class ProteinDataError(ValueError):
     """Malformed protein input; the message names the file and the record."""
+
+
+# --- text input ----------------------------------------------------------------------------
+def decoded_lines(source: str | Path | bytes, where: str | Path) -> Iterator[str]:
+    """Lines of a UTF-8 text (a file path, or the bytes of an archive member), line endings kept.
+
+    A leading byte-order mark is dropped. Invalid UTF-8 raises :class:`ProteinDataError` naming
+    ``where``, the line and the byte, instead of a bare ``UnicodeDecodeError``.
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    with stream:
+        for lineno, raw in enumerate(stream, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ProteinDataError(f"{where}:{lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                       f"{e.start + 1}); save the file as UTF-8") from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield line
 
 
 # --- sequences -----------------------------------------------------------------------------
@@ -57,24 +77,24 @@ def clean_sequence(raw: str, where: str) -> str:
     return seq
 
 
-def parse_fasta(path: str | Path) -> list[tuple[str, str]]:
-    """Read a FASTA file into ``[(header, sequence)]`` (header without ``>``).
+def parse_fasta(path: str | Path, data: bytes | None = None) -> list[tuple[str, str]]:
+    """Read a FASTA file (or ``data``, its bytes, e.g. from an archive) into ``[(header, sequence)]``
+    (header without ``>``).
 
-    Multi-line sequences are joined. Errors (text before the first header, an empty record,
-    bad residue letters) raise :class:`ProteinDataError` naming the file, line and record.
+    Multi-line sequences are joined; a byte-order mark is ignored. Errors (invalid UTF-8, text
+    before the first header, an empty record, bad residue letters) raise
+    :class:`ProteinDataError` naming the file, line and record.
     """
-    path = Path(path)
     records: list[tuple[str, list[str], int]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n\r")
-            if line.startswith(">"):
-                records.append((line[1:].strip(), [], lineno))
-            elif line.strip():
-                if not records:
-                    raise ProteinDataError(f"{path}:{lineno}: sequence data before the first '>' header "
-                                           "(is this a FASTA file?)")
-                records[-1][1].append(line)
+    for lineno, line in enumerate(decoded_lines(path if data is None else data, path), 1):
+        line = line.rstrip("\n\r")
+        if line.startswith(">"):
+            records.append((line[1:].strip(), [], lineno))
+        elif line.strip():
+            if not records:
+                raise ProteinDataError(f"{path}:{lineno}: sequence data before the first '>' header "
+                                       "(is this a FASTA file?)")
+            records[-1][1].append(line)
     out = []
     for header, lines, lineno in records:
         name = header.split()[0] if header else "<no name>"
@@ -259,26 +279,51 @@ def _flag(value: str | None) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes")
 
 
-def read_meltome_csv(path: Path) -> list[dict]:
-    """FLIP split CSV (``sequence,target,set,validation``) → raw records (set, validation, Tm)."""
+def csv_rows(source: str | Path | bytes, where: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line number, row dict)`` of a CSV with a header line (file path or bytes). Invalid UTF-8,
+    a byte-order mark, an oversized field (``csv.field_size_limit``) or a broken quote give a
+    :class:`ProteinDataError` naming ``where`` and the line, never a bare ``_csv.Error``."""
+    reader = csv.DictReader(decoded_lines(source, where))
+    try:
+        reader.fieldnames  # reads the header
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            if None in row:  # more fields than the header names
+                raise ProteinDataError(f"{where}:{reader.line_num}: {len(reader.fieldnames) + len(row[None])} fields "
+                                       f"but the header names {len(reader.fieldnames)}")
+            yield reader.line_num, row
+    except csv.Error as e:
+        hint = (f" (a field longer than {csv.field_size_limit():,} characters: not a FLIP split file, or an "
+                "unclosed quote)" if "field larger" in str(e) else "")
+        raise ProteinDataError(f"{where}:{reader.line_num}: malformed CSV: {e}{hint}") from None
+
+
+def read_meltome_csv(path: Path, data: bytes | None = None) -> list[dict]:
+    """FLIP split CSV (``sequence,target,set,validation``) → raw records (set, validation, Tm).
+    ``data``: the file's bytes when it comes from ``splits.zip`` (``path`` then names the member)."""
     out = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"sequence", "target", "set"} - set(reader.fieldnames or [])
-        if missing:
-            raise ProteinDataError(f"{path}: missing column(s) {sorted(missing)} (FLIP splits have "
-                                   "sequence,target,set,validation)")
-        for lineno, row in enumerate(reader, 2):
-            where = f"{path}:{lineno} record {lineno - 2}"
-            out.append(_meltome_record(f"meltome_{lineno - 2}", row["sequence"], row["target"],
-                                       row["set"], row.get("validation"), where))
+    rows = csv_rows(path if data is None else data, path)
+    header_checked = False
+    for lineno, row in rows:
+        if not header_checked:
+            missing = {"sequence", "target", "set"} - set(row)
+            if missing:
+                raise ProteinDataError(f"{path}: missing column(s) {sorted(missing)} (FLIP splits have "
+                                       "sequence,target,set,validation)")
+            header_checked = True
+        where = f"{path}:{lineno} record {len(out)}"
+        out.append(_meltome_record(f"meltome_{len(out)}", row["sequence"], row["target"],
+                                   row["set"], row.get("validation"), where))
     return out
 
 
-def read_meltome_fasta(path: Path) -> list[dict]:
+def read_meltome_fasta(path: Path, data: bytes | None = None) -> list[dict]:
     """FLIP/biotrainer FASTA (``>Seq0 TARGET=43.3 SET=train VALIDATION=False``) → raw records."""
     out = []
-    for i, (header, seq) in enumerate(parse_fasta(path)):
+    for i, (header, seq) in enumerate(parse_fasta(path, data)):
         attrs = parse_header_attributes(header)
         name = header.split()[0] if header else f"record{i}"
         where = f"{path} record {name!r}"
@@ -315,23 +360,122 @@ HOTPROTEIN_LAYOUT = {
 
 
 def hotprotein_root(source: Path, variant: str) -> Path:
-    """The variant's folder (``S``, ``d1`` or ``d2``): ``source`` itself or its child."""
+    """The variant's folder (``S``, ``d1`` or ``d2``): ``source`` itself, its child, or its
+    grandchild through one top folder (an unpacked archive's ``HotProtein/d1``)."""
     sub = HOTPROTEIN_LAYOUT[variant]["dir"]
     if (source / sub).is_dir():
         return source / sub
     if source.name == sub:
         return source
+    nested = sorted(p / sub for p in source.iterdir() if (p / sub).is_dir()) if source.is_dir() else []
+    if len(nested) == 1:
+        return nested[0]
     raise ProteinDataError(f"{source}: no {sub}/ folder; expected the HotProtein release layout "
                            f"(S/, d1/, d2/ with split pickles and FASTA folders)")
 
 
+def unpacked(source: Path, fallback_dir: Path) -> Path:
+    """``source`` as a folder: a folder is returned as is; a zip or tar archive (a release
+    archive as downloaded) is unpacked once next to it (``<archive>.unpacked/``; under
+    ``fallback_dir`` when that place is read-only) and the folder returned.
+
+    Members are checked before anything is written: absolute paths, ``..`` components, links
+    and device files are refused with an error naming the archive and the member.
+    """
+    import os
+    import shutil
+    import tarfile
+    import zipfile
+
+    if source.is_dir():
+        return source
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: source does not exist")
+    is_zip = zipfile.is_zipfile(source)
+    if not is_zip and not tarfile.is_tarfile(source):
+        raise ProteinDataError(f"{source}: neither a folder nor a zip/tar archive (a truncated download or an "
+                               "HTML error page?); give the unpacked release folder or its archive")
+
+    def check(member: str, ok_type: bool = True) -> None:
+        parts = Path(member).parts
+        if not ok_type or member.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise ProteinDataError(f"{source}: archive member {member!r} is a link, a device or points outside "
+                                   "the archive; refusing to unpack")
+
+    for dest in (source.with_name(source.name + ".unpacked"), Path(fallback_dir) / "_unpacked"):
+        if (dest / ".complete").is_file():
+            return dest
+        tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue  # read-only next to the archive: unpack under fallback_dir
+        try:
+            if is_zip:
+                with zipfile.ZipFile(source) as zf:
+                    for info in zf.infolist():
+                        check(info.filename, not (info.external_attr >> 16) & 0o170000 == 0o120000)
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(source) as tf:
+                    members = tf.getmembers()
+                    for m in members:
+                        check(m.name, m.isfile() or m.isdir())
+                    for m in members:
+                        target = tmp / m.name
+                        if m.isdir():
+                            target.mkdir(parents=True, exist_ok=True)
+                        else:
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            with tf.extractfile(m) as fin, open(target, "wb") as fout:
+                                shutil.copyfileobj(fin, fout)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ProteinDataError(f"{source}: damaged archive ({type(e).__name__}: {e}); download it again") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        (tmp / ".complete").write_text(str(source.name))
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another job finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+    raise ProteinDataError(f"{source}: cannot unpack (no writable place next to it or under {fallback_dir})")
+
+
 def read_single_fasta_sequence(path: Path, name: str) -> str:
     """A HotProtein per-protein FASTA: the header line is skipped and the rest joined."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
+    lines = [line.rstrip("\r\n") for line in decoded_lines(path, path)]
     if lines and lines[0].startswith(">"):
         lines = lines[1:]
     return clean_sequence("".join(lines), f"{path} record {name!r}")
+
+
+def protein_file(folder: Path, name: str, suffix: str, where: str) -> Path:
+    """``folder/<name><suffix>`` for a protein name read from a split file, refusing names that
+    would leave ``folder`` (``../../SECRET``, absolute paths, path separators, NUL)."""
+    if (not name or name in (".", "..") or any(c in name for c in "/\\\0")
+            or Path(name).is_absolute()):
+        raise ProteinDataError(f"{where}: protein name {name!r} is not a plain file name (names must not "
+                               "contain path separators or '..'); refusing to read outside the source tree")
+    path = folder / f"{name}{suffix}"
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ProteinDataError(f"{where}: protein name {name!r} resolves outside {folder}; refusing")
+    return path
+
+
+def check_disjoint(train: list[dict], test: list[dict], where: str | Path, key: str) -> None:
+    """Refuse a protein that is both in train and in test: same ``key`` (``id`` for HotProtein,
+    whose names are accessions; ``sequence`` for Meltome, whose rows have no names)."""
+    seen = {r[key]: r for r in train}
+    shared = [r for r in test if r[key] in seen]
+    if shared:
+        r = shared[0]
+        raise ProteinDataError(
+            f"{where}: train and test share {len(shared)} protein(s) (same {key}), e.g. test record "
+            f"{r['id']!r} and train record {seen[r[key]]['id']!r}; a test protein seen in training inflates "
+            "accuracy. Fix the split file")
 
 
 def read_hotprotein_split(path: Path) -> dict[str, list]:
