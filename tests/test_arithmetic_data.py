@@ -11,7 +11,7 @@ from smcbench.tasks.arith_equations import evaluate_prefix, values_match
 from smcbench.tasks.arith_generator import VARIANTS, generate, vocabulary
 from smcbench.tasks.base import read_jsonl
 
-REAL = Path("/work/shared/real-samples")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 HEADER = "Question,Numbers,Equation,Answer,group_nums,Body,Ques_Statement\n"
 
 
@@ -81,7 +81,7 @@ def _write_fold(root: Path, rows: list[str]) -> Path:
     d.mkdir(parents=True)
     ok = 'A has number0 pens and number1 cups . How many ?,3.0 4.0,+ number0 number1,7,"[2, 3]",b,q\n'
     (d / "train.csv").write_text(HEADER + ok * 3 + "".join(rows))
-    (d / "dev.csv").write_text(HEADER + ok)
+    (d / "dev.csv").write_text(HEADER + ok.replace("A has", "B has"))
     return root
 
 
@@ -159,3 +159,78 @@ def test_real_data_from_a_repository_archive(tmp_path):
     assert a["counts"] == b["counts"]
     assert read_jsonl(tmp_path / "a" / "test.jsonl") == read_jsonl(tmp_path / "b" / "test.jsonl")
     assert a["sha256"]["cv_mawps/fold2/dev.csv"] == b["sha256"]["cv_mawps/fold2/dev.csv"]
+
+
+# --- bad inputs (#16): every reader names file and line; empty and leaking splits refused -------
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    root = _write_fold(tmp_path, [])
+    f = root / "data" / "cv_mawps" / "fold0" / "train.csv"
+    f.write_bytes(f.read_bytes() + b'Caf\xe9 has number0 pens . How many ?,3.0,number0,3,"[2]",b,q\n')
+    with pytest.raises(ValueError, match=r"train\.csv: line 5: invalid UTF-8 \(byte 0xe9 at column 4\)"):
+        A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
+
+
+def test_bom_is_ignored(tmp_path):
+    root = _write_fold(tmp_path, [])
+    f = root / "data" / "cv_mawps" / "fold0" / "dev.csv"
+    f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    assert A.prepare("mawps", root, tmp_path / "out", {}, fold=0)["counts"]["test"] == 1
+
+
+def test_huge_field_is_a_clear_error(tmp_path):
+    root = _write_fold(tmp_path, ['"' + "x" * 10_000_000 + '",3.0,number0,3,"[2]",b,q\n'])
+    with pytest.raises(ValueError, match=r"train\.csv: line \d+: malformed CSV: .*field larger"):
+        A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
+
+
+def test_empty_or_header_only_split_is_an_error(tmp_path):
+    root = _write_fold(tmp_path, [])
+    (root / "data" / "cv_mawps" / "fold0" / "dev.csv").write_text(HEADER)
+    with pytest.raises(ValueError, match=r"fold0/dev\.csv: no usable problem"):
+        A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
+    (root / "data" / "cv_mawps" / "fold0" / "dev.csv").write_text("")
+    with pytest.raises(ValueError, match=r"fold0/dev\.csv: no usable problem"):
+        A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
+    # zero labelled rows: every gold equation undefined
+    (root / "data" / "cv_mawps" / "fold0" / "dev.csv").write_text(
+        HEADER + 'A number0 B number1 ?,3.0 0.0,/ number0 number1,0,"[1]",b,q\n')
+    with pytest.raises(ValueError, match=r"dev\.csv: no usable problem \(1 dropped"):
+        A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
+
+
+def test_train_test_overlap_is_an_error_or_dropped_on_request(tmp_path):
+    root = _write_fold(tmp_path, [])
+    d = root / "data" / "cv_mawps" / "fold0"
+    (d / "dev.csv").write_text((d / "train.csv").read_text().splitlines()[0] + "\n" +
+                               (d / "train.csv").read_text().splitlines()[1] + "\n")
+    with pytest.raises(ValueError, match=r"fold0/dev\.csv: 3 test problem\(s\) also in train"):
+        A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
+    # a different case or spacing is still the same problem
+    same = 'a HAS  number0 pens and number1 cups . How many ?,3.0 4.0,+ number0 number1,7,"[2]",b,q\n'
+    other = 'C has number0 dogs and number1 cats . How many ?,3.0 4.0,+ number0 number1,7,"[2]",b,q\n'
+    (d / "train.csv").write_text(HEADER + same + other * 2)
+    meta = A.prepare("mawps", root, tmp_path / "out", {"on_overlap": "drop_from_train"}, fold=0)
+    assert meta["train_dropped_as_test_problem"] == 1
+    assert meta["counts"]["train"] + meta["counts"]["validation"] == 2
+
+
+def test_archive_damaged_or_html_is_a_clear_error(tmp_path):
+    html = tmp_path / "svamp.zip"
+    html.write_text("<html>404</html>")
+    with pytest.raises(ValueError, match=r"svamp\.zip: neither a folder nor a zip/tar archive"):
+        A.prepare("svamp", html, tmp_path / "out", {})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        A.prepare("svamp", tmp_path / "nope", tmp_path / "out", {})
+
+
+def test_real_data_from_a_tar_archive(tmp_path):
+    _needs(REAL / "svamp")
+    import tarfile
+
+    archive = tmp_path / "SVAMP-abc.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(REAL / "svamp" / "data", arcname="SVAMP-abc/data")
+    a = A.prepare("svamp", archive, tmp_path / "a", {})
+    b = A.prepare("svamp", REAL / "svamp", tmp_path / "b", {})
+    assert a["counts"] == b["counts"]
+    assert read_jsonl(tmp_path / "a" / "test.jsonl") == read_jsonl(tmp_path / "b" / "test.jsonl")

@@ -167,7 +167,7 @@ def test_real_sample_rows_train_and_decode(tmp_path, dataset, sub, fold):
 
     from transformers import RobertaConfig, RobertaModel
 
-    src = Path("/work/shared/real-samples") / sub
+    src = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / sub
     if not src.exists():
         pytest.skip(f"real samples not available at {src}")
     A.prepare(dataset, src, tmp_path / "data", {"validation_fraction": 0.2}, fold=fold)

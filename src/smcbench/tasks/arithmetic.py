@@ -98,16 +98,31 @@ def parse_csv_row(raw: dict[str, str], path: Path, rownum: int) -> dict:
     return row
 
 
-def read_svamp_csv(path: Path, id_prefix: str, text: str | None = None) -> tuple[list[dict], Counter]:
-    """All rows of one CSV (``text``, when given, is its content, e.g. read from an archive);
-    returns (rows, dropped reasons). Rows whose gold equation is undefined (division by zero)
-    are dropped and counted."""
+def _decoded_lines(data: bytes | Path, where: Path):
+    """Lines of a UTF-8 CSV (a file or an archive member's bytes), endings kept, a leading BOM
+    dropped; invalid UTF-8 raises ValueError naming the file and line."""
     import io
 
+    stream = io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")
+    with stream:
+        for lineno, raw in enumerate(stream, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{where}: line {lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                 f"{e.start + 1}); save the file as UTF-8") from None
+            yield line[1:] if lineno == 1 and line.startswith("\ufeff") else line
+
+
+def read_svamp_csv(path: Path, id_prefix: str, data: bytes | None = None) -> tuple[list[dict], Counter]:
+    """All rows of one CSV (``data``, when given, is its content, e.g. read from an archive);
+    returns (rows, dropped reasons). Rows whose gold equation is undefined (division by zero)
+    are dropped and counted. Malformed input (invalid UTF-8, an oversized field, a bad field)
+    raises ValueError naming the file and row; a file without any usable row is an error."""
     rows, dropped = [], Counter()
-    f = io.StringIO(text, newline="") if text is not None else open(path, encoding="utf-8", newline="")
-    with f:
-        for i, raw in enumerate(csv.DictReader(f), start=2):
+    reader = csv.DictReader(_decoded_lines(path if data is None else data, path))
+    try:
+        for i, raw in enumerate(reader, start=2):
             row = parse_csv_row(raw, path, i)
             value = evaluate_prefix(row["equation"], row["numbers"])
             if value is None:
@@ -119,7 +134,39 @@ def read_svamp_csv(path: Path, id_prefix: str, text: str | None = None) -> tuple
             row["answer"] = value
             row["id"] = f"{id_prefix}-{i - 1}"
             rows.append(row)
+    except csv.Error as e:
+        hint = (f" (a field longer than {csv.field_size_limit():,} characters: an unclosed quote, or not a SVAMP "
+                "CSV)" if "field larger" in str(e) else "")
+        raise ValueError(f"{path}: line {reader.line_num}: malformed CSV: {e}{hint}") from None
+    if not rows:
+        raise ValueError(f"{path}: no usable problem ({sum(dropped.values())} dropped: {dict(dropped) or 'none'}; "
+                         "an empty or header-only file?)")
     return rows, dropped
+
+
+def problem_key(row: dict) -> tuple:
+    """What makes two rows the same problem: the question text (whitespace-normalized, case-folded)
+    and its numbers."""
+    return (" ".join(row["question"].split()).casefold(), tuple(row["numbers"]))
+
+
+def check_disjoint(train: list[dict], test: list[dict], test_file: str, on_overlap: str) -> int:
+    """Refuse (``on_overlap: error``, the default) or drop from ``train`` (``drop_from_train``) every
+    training problem that is also a test problem; returns the number dropped."""
+    test_keys = {problem_key(r): r for r in test}
+    shared = [r for r in train if problem_key(r) in test_keys]
+    if not shared:
+        return 0
+    if on_overlap == "drop_from_train":
+        keep = [r for r in train if problem_key(r) not in test_keys]
+        train[:] = keep
+        return len(shared)
+    if on_overlap != "error":
+        raise ValueError(f"settings.on_overlap must be 'error' or 'drop_from_train', got {on_overlap!r}")
+    r = shared[0]
+    raise ValueError(f"{test_file}: {len(shared)} test problem(s) also in train, e.g. train row {r['id']!r} = test row "
+                     f"{test_keys[problem_key(r)]['id']!r} ({r['question'][:60]!r}); set settings.on_overlap: "
+                     "drop_from_train to train without them")
 
 
 def carve_validation(train: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -156,8 +203,13 @@ def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dic
     t0 = time.time()
     if str(source) == "synthetic":
         splits, meta = _prepare_synthetic(dataset, settings, fold)
+        # a generated pool may repeat a problem; it never counts as a leak, it is dropped from train
+        on_overlap = "drop_from_train"
     else:
         splits, meta = _prepare_real(dataset, Path(source), fold)
+        on_overlap = str(settings.get("on_overlap", "error"))
+    meta["train_dropped_as_test_problem"] = check_disjoint(
+        splits["train"], splits["test"], meta.pop("test_path", "test"), on_overlap)
     train, validation = carve_validation(splits.pop("train"), frac, split_seed + (fold or 0))
     splits = {"train": train, "validation": validation, **splits}
     counts = {name: write_jsonl(out_dir / f"{name}.jsonl", rows) for name, rows in splits.items()}
@@ -177,8 +229,11 @@ def _prepare_real(dataset: str, source: Path, fold: int | None) -> tuple[dict, d
         rel = {"train": f"{_SVAMP_DIR}/train.csv", "test": f"{_SVAMP_DIR}/dev.csv"}
     else:
         raise ValueError(f"dataset {dataset!r} has no real source (use source: synthetic for demo datasets)")
-    if source.is_file() and source.suffix == ".zip":
-        texts, sha, root = _read_from_zip(source, rel)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: source does not exist (a SVAMP repository folder, its data/ folder or "
+                                "an archive of it)")
+    if source.is_file():
+        texts, sha, root = _read_from_archive(source, rel)
     else:
         root = _data_root(source)
         texts, sha = {}, {}
@@ -190,32 +245,50 @@ def _prepare_real(dataset: str, source: Path, fold: int | None) -> tuple[dict, d
             sha[r] = sha256_file(path)
     splits, dropped = {}, {}
     for name, r in rel.items():
-        rows, drop = read_svamp_csv(Path(root) / r, f"{dataset}{'' if fold is None else f'-fold{fold}'}-{name}",
+        rows, drop = read_svamp_csv(Path(str(root)) / r, f"{dataset}{'' if fold is None else f'-fold{fold}'}-{name}",
                                     texts[name])
         splits[name] = rows
         dropped[name] = dict(drop)
     return splits, {"source": str(source), "data_root": str(root), "sha256": sha, "dropped": dropped,
-                    "test_file": rel["test"]}
+                    "test_file": rel["test"], "test_path": str(Path(str(root)) / rel["test"])}
 
 
-def _read_from_zip(archive: Path, rel: dict[str, str]) -> tuple[dict, dict, str]:
-    """The CSVs of ``rel`` from a GitHub archive of the SVAMP repository (``<top>/data/...``)."""
+def _read_from_archive(archive: Path, rel: dict[str, str]) -> tuple[dict, dict, str]:
+    """The CSVs of ``rel`` from an archive of the SVAMP repository (GitHub's ``.zip`` or
+    ``.tar.gz``: ``<top>/data/...``), as bytes."""
+    import tarfile
     import zipfile
 
     texts, sha = {}, {"<archive>": sha256_file(archive)}
-    with zipfile.ZipFile(archive) as z:
-        names = z.namelist()
-        root = None
-        for name, r in rel.items():
-            hits = [n for n in names if n.endswith("data/" + r)]
-            if not hits:
-                raise FileNotFoundError(f"{archive}: no member ending in data/{r} (expected an archive of the "
-                                        "arkilpatel/SVAMP repository)")
-            data = z.read(hits[0])
-            texts[name] = data.decode("utf-8")
-            sha[r] = hashlib.sha256(data).hexdigest()
-            root = hits[0][: -len(r)]
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                members = {n: (lambda n=n: z.read(n)) for n in z.namelist()}
+                texts, root = _pick_members(archive, members, rel)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as t:
+                members = {m.name: (lambda m=m: t.extractfile(m).read()) for m in t.getmembers() if m.isfile()}
+                texts, root = _pick_members(archive, members, rel)
+        else:
+            raise ValueError(f"{archive}: neither a folder nor a zip/tar archive (a truncated download or an HTML "
+                             "error page?); delete it and download again, or give the repository folder")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        raise ValueError(f"{archive}: damaged archive ({type(e).__name__}: {e}); delete it and download again") from None
+    for name, r in rel.items():
+        sha[r] = hashlib.sha256(texts[name]).hexdigest()
     return texts, sha, f"{archive}!{root}"
+
+
+def _pick_members(archive: Path, members: dict, rel: dict[str, str]) -> tuple[dict, str]:
+    texts, root = {}, ""
+    for name, r in rel.items():
+        hits = sorted(n for n in members if n.endswith("data/" + r))
+        if not hits:
+            raise FileNotFoundError(f"{archive}: no member ending in data/{r} (expected an archive of the "
+                                    "arkilpatel/SVAMP repository)")
+        texts[name] = members[hits[0]]()
+        root = hits[0][: -len(r)]
+    return texts, root
 
 
 def _prepare_synthetic(dataset: str, settings: dict, fold: int | None) -> tuple[dict, dict]:
