@@ -1,7 +1,7 @@
 # smcbench — SMC-Bench as a Snakemake workflow. Thin on purpose: config + validation, the rule
 # files, and the target rules. No torch here (every cluster job re-reads this file).
 #
-#   snakemake --profile profiles/slurm all_figures                       # the paper grid (config.yaml)
+#   snakemake --profile slurm all_figures                                # the paper grid (config.yaml)
 #   snakemake --configfile workflow/configs/demo.yaml -c2 all_figures     # the offline demo (make demo)
 
 import os

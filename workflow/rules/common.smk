@@ -106,8 +106,8 @@ def _check_slurm_account():
     except AttributeError:  # another Snakemake API: the executor plugin checks the account itself
         return
     if any("REPLACE_WITH" in str(a) for a in args):
-        raise WorkflowError("profiles/slurm: set default-resources.slurm_account to your SLURM account "
-                            "(`sacctmgr show assoc user=$USER`; see README, Cluster)")
+        raise WorkflowError("the slurm profile (profiles/slurm/config.yaml): set default-resources.slurm_account to your SLURM account "
+                            "(`sacctmgr show assoc user=$USER`; see docs/cluster.md)")
 
 
 _check_slurm_account()
