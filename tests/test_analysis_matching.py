@@ -138,3 +138,95 @@ def test_missing_extra_runs_are_named(tmp_path, capsys):
     assert _row(table, "omp_after")["status"] == "all levels match"   # the main grid is complete
     assert analyze(["matching", "--results", str(suite / "results.csv"), "--root", str(tmp_path)]) == 0
     assert "cs_easy/tiny_roberta/omp_after[embeddings_ablation:no_embeddings]/k=2/seed0" in capsys.readouterr().err
+
+
+def _f32_percent(fraction: float) -> float:
+    """A legacy value: a float32 fraction times 100 (92/100 -> 92.00000166893005)."""
+    import numpy as np
+
+    return float(np.float32(fraction)) * 100
+
+
+def test_exact_tie_with_float32_values_matches(tmp_path):
+    # dense seeds 92 and 91 (mean 91.5), snip seeds 91 and 90 (mean 90.5 = 91.5 - 1.0): a tie,
+    # which matches by the rule, although float32 puts the dense mean 8e-7 above 91.5.
+    dense = {0: 0.92, 1: 0.91}
+    snip = {1: {0: 0.91, 1: 0.90}, 2: {0: 0.905, 1: 0.895}}   # k=2: mean 90.0, a clear fail
+
+    def value(ds, method, k, seed, fold, split):
+        return _f32_percent(dense[seed] if method == "dense" else snip[k][seed])
+
+    assert _f32_percent(0.92) == pytest.approx(92.00000166893005, abs=1e-12)
+    suite = make_suite(tmp_path, methods=("dense", "snip"), levels=(1, 2), value=value)
+    r = _row(_table(suite)[0], "snip")
+    assert r["dense_mean"] - r["tolerance"] > 90.5       # the float32 noise is really there
+    assert (r["matching_level"], r["failing_level"]) == (1, 2)
+    assert r["tolerance_source"] == "fixed" and r["tolerance"] == 1.0
+
+
+def test_tie_slack_is_relative_and_tiny():
+    from smcbench.analysis.matching import matches, tie_slack
+
+    assert matches(90.5, 91.5, 1.0) and matches(90.49999, 91.5000008, 1.0)
+    assert not matches(90.49, 91.5, 1.0)
+    assert not matches(90.5 - 1e-3, 91.5, 1.0)          # a real difference still fails
+    assert tie_slack(91.5) == pytest.approx(91.5e-6 + 1e-12)
+    assert tie_slack(0.0) == pytest.approx(1e-6 + 1e-12)
+    assert matches(0.5 - 1e-7, 0.9, 0.4) and not matches(0.5 - 1e-5, 0.9, 0.4)   # fraction-scale metrics
+
+
+def test_tolerance_source_and_noisy_flags(tmp_path):
+    # cs_quiet: dense seeds 80.0 / 80.2 -> fixed tolerance, callable.
+    # cs_noisy: dense seeds 70 / 86 (std 11.3) -> the tolerance comes from the spread and is > 2x the
+    # threshold: "all levels match" there says nothing, and the row says so.
+    datasets = {d: {"family": "commonsense", "model": "m", "splits": ["test"], "folds": ["all"]}
+                for d in ("cs_quiet", "cs_noisy")}
+
+    def value(ds, method, k, seed, fold, split):
+        if method == "dense":
+            return (80.0 + 0.2 * seed) if ds == "cs_quiet" else (70.0 if seed == 0 else 86.0)
+        return 79.8 - 0.5 * k if ds == "cs_quiet" else 75.0
+
+    suite = make_suite(tmp_path, datasets=datasets, methods=("dense", "omp_after"), value=value)
+    table, inp = _table(suite)
+    quiet = table[table["dataset"] == "cs_quiet"].iloc[0]
+    noisy = table[table["dataset"] == "cs_noisy"].iloc[0]
+    assert quiet["tolerance_source"] == "fixed" and not quiet["noisy"]
+    assert noisy["tolerance_source"] == "dense spread" and noisy["tolerance"] == pytest.approx(16 / 2 ** 0.5)
+    assert noisy["noisy"] and "dense spread 11.31 > 2× threshold 1" in noisy["noise"]
+    assert noisy["status"] == "all levels match"
+    md = matching_markdown(table, inp.config)
+    assert "11.31 (dense spread)" in md and "**too noisy to call**" in md and "1.00 (fixed)" in md
+
+
+def test_single_seed_is_too_noisy_to_call(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), seeds=(0,))
+    r = _row(_table(suite)[0], "omp_after")
+    assert r["noisy"] and "dense has 1 seed(s)" in r["noise"]
+
+
+def test_terminal_table_method_by_task(tmp_path):
+    from smcbench.analysis.matching import format_terminal_table
+
+    datasets = {d: {"family": "commonsense", "model": "m", "splits": ["test"], "folds": ["all"]}
+                for d in ("demo_cs_hard", "demo_cs_easy")}
+
+    def value(ds, method, k, seed, fold, split):
+        if method == "dense":
+            return 90.0 + 0.2 * seed
+        return 90.0 - (0.3 if ds.endswith("easy") else 0.9) * k
+
+    suite = make_suite(tmp_path, datasets=datasets, methods=("dense", "omp_after", "lth"), value=value,
+                       drop=[("demo_cs_hard", "lth", 2, 0), ("demo_cs_hard", "lth", 2, 1)])
+    text = format_terminal_table(suite / "results.csv")
+    lines = text.splitlines()
+    head = next(line for line in lines if line.startswith("method"))
+    assert head.index("demo_cs_easy") < head.index("demo_cs_hard")          # easy before hard
+    assert "[easy]" in text and "[hard]" in text
+    omp = next(line for line in lines if line.startswith("omp_after")).split()
+    assert omp[1:] == ["≥48.8%", "k=3", "20.0%", "k=1"]
+    lth = next(line for line in lines if line.startswith("lth"))
+    assert "(gap)" in lth                                                      # k=2 never ran on hard
+    assert "1.00 fixed" in text and "90.1±0.1 n=2" in text
+    assert "2 expected run(s) have no result" in text
+    assert format_terminal_table(tmp_path / "nope.csv").startswith("matching sparsity: not available")
