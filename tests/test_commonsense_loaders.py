@@ -77,9 +77,15 @@ def test_csqa_real_records_and_hf_schema_in_original_names(tmp_path):
                 src / "train_rand_split.jsonl")
     # a file with the original name but the Hugging Face schema (seen in the wild)
     shutil.copy(need(CSQA / "hf_format/dev_rand_split.hf_export.head40.jsonl"), src / "dev_rand_split.jsonl")
-    meta = cs.prepare("csqa", str(src), tmp_path / "out", {"validation_fraction": 0.1, "split_seed": 3})
+    # the 200-sample file shares 2 questions with the dev export: refused by default, naming both files
+    with pytest.raises(ValueError, match=r"2 train question\(s\) also occur in the test split.*"
+                                         r"train_rand_split\.jsonl vs .*dev_rand_split\.jsonl"):
+        cs.prepare("csqa", str(src), tmp_path / "bad", {"validation_fraction": 0.1, "split_seed": 3})
+    settings = {"validation_fraction": 0.1, "split_seed": 3, "overlap": "drop"}
+    meta = cs.prepare("csqa", str(src), tmp_path / "out", settings)
     splits = check_schema(tmp_path / "out", 5)
-    assert meta["counts"] == {"train": 135, "validation": 15, "test": 40}
+    assert sum(meta["overlap_dropped"].values()) == 2
+    assert meta["counts"]["train"] + meta["counts"]["validation"] == 148 and meta["counts"]["test"] == 40
     assert not set(r["id"] for r in splits["train"]) & set(r["id"] for r in splits["validation"])
     first = lines(src / "dev_rand_split.jsonl")[0]
     row = splits["test"][0]
@@ -87,7 +93,7 @@ def test_csqa_real_records_and_hf_schema_in_original_names(tmp_path):
     assert row["choices"] == first["choices"]["text"]
     assert row["label"] == first["choices"]["label"].index(first["answerKey"])
     # the carve is seeded: same seed -> same validation ids
-    cs.prepare("csqa", str(src), tmp_path / "again", {"validation_fraction": 0.1, "split_seed": 3})
+    cs.prepare("csqa", str(src), tmp_path / "again", settings)
     assert read_jsonl(tmp_path / "again/validation.jsonl") == splits["validation"]
 
 
@@ -168,8 +174,11 @@ def test_winogrande_hub_snapshot_and_bad_config(tmp_path):
                       {"config": "winogrande_xs", "validation_fraction": 0.25})
     check_schema(tmp_path / "out", 2)
     assert meta["layout"] == "hf-parquet"
-    assert meta["counts"] == {"train": 3, "validation": 1, "test": 2}
+    # no qID in the Hub layout: twins are still grouped (by their option pair)
+    assert meta["counts"] == {"train": 2, "validation": 2, "test": 2}
     assert meta["dropped"] == {"hidden_label": 2}
+    val = read_jsonl(tmp_path / "out/validation.jsonl")
+    assert len({(r["option1"], r["option2"]) for r in val}) == 1
     with pytest.raises(ValueError, match="winogrande_xl/train"):
         cs.prepare("winogrande", str(tmp_path / "snap"), tmp_path / "o2", {"config": "winogrande_xl"})
     with pytest.raises(ValueError, match="winogrande_huge"):
@@ -183,7 +192,8 @@ def race_questions(folder: Path) -> int:
 
 def test_race_original_layout(tmp_path):
     root = need(RACE / "RACE")
-    meta = cs.prepare("race", str(RACE), tmp_path, {"validation_fraction": 0.2})
+    meta = cs.prepare("race", str(RACE), tmp_path, {"validation_fraction": 0.2,
+                                                     "validation_source": "train"})
     splits = check_schema(tmp_path, 4)
     n_train = race_questions(root / "train/high") + race_questions(root / "train/middle")
     assert meta["counts"]["train"] + meta["counts"]["validation"] == n_train
@@ -198,10 +208,13 @@ def test_race_original_layout(tmp_path):
     row = next(r for r in splits["test_middle"] if r["id"] == "test/middle/1/0")
     assert row["article"] == obj["article"] and row["question"] == obj["questions"][0]
     assert row["label"] == ord(obj["answers"][0]) - ord("A")
-    # the dev split is read and checksummed but unused unless validation_source: dev
-    assert any(k.startswith("RACE/dev/") for k in meta["files_sha256"])
-    meta2 = cs.prepare("race", str(RACE), tmp_path / "dev", {"validation_source": "dev"})
+    assert meta["validation_from"] == "train"
+    # by default RACE validates on its released dev set (fairseq's recipe) and trains on all of train
+    meta2 = cs.prepare("race", str(RACE), tmp_path / "dev", {})
+    assert meta2["validation_from"] == "dev"
     assert meta2["counts"]["validation"] == race_questions(root / "dev/high") + race_questions(root / "dev/middle")
+    assert meta2["counts"]["train"] == n_train
+    assert any(k.startswith("RACE/dev/") for k in meta2["files_sha256"])
 
 
 def test_race_hub_snapshot_makes_ids_unique(tmp_path):

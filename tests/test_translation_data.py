@@ -128,7 +128,9 @@ def _write_text_pair(root: Path, pair: str, split_lines: dict[str, tuple[list[st
 
 
 def _three_splits(a, b):
-    return {"train": (a, b), "dev": (a[:1], b[:1]), "test": (a, b)}
+    # the test sentences differ from train's (an overlap is refused, see below)
+    t = lambda xs: [x + " (test)" if x.strip() else x for x in xs]  # noqa: E731
+    return {"train": (a, b), "dev": (a[:1], b[:1]), "test": (t(a), t(b))}
 
 
 def test_text_layout_parsing_alignment_and_drops(tmp_path):
@@ -198,11 +200,14 @@ def _write_parquet(path: Path, l1: str, l2: str, pairs: list[tuple[str, str]]):
 
 def test_hf_parquet_layout(tmp_path):
     pairs = [("Hello.", "Bonjour."), ("Thanks.", "Merci."), ("", "vide")]
+    other = [(a + " (train)", b + " (train)") for a, b in pairs]
     for split in ("train", "validation", "test"):
-        _write_parquet(tmp_path / "en-fr" / f"{split}-00000-of-00001.parquet", "en", "fr", pairs)
+        _write_parquet(tmp_path / "en-fr" / f"{split}-00000-of-00001.parquet", "en", "fr",
+                       pairs if split == "test" else other)
     # the older parquet-converter layout <pair>/<split>/0000.parquet is accepted too
     for split in ("train", "validation", "test"):
-        _write_parquet(tmp_path / "cs-en" / split / "0000.parquet", "cs", "en", [("Ahoj.", "Hi.")])
+        _write_parquet(tmp_path / "cs-en" / split / "0000.parquet", "cs", "en",
+                       [("Ahoj.", "Hi.")] if split == "test" else [("Ano.", "Yes.")])
     meta = T.prepare("opus100_2to2", tmp_path, tmp_path / "out",
                      {"languages": ["fr", "cs"], "test_languages": ["fr", "cs"]})
     assert meta["layout"] == "parquet"

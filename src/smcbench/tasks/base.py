@@ -26,55 +26,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 
-
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Stream (line number, record) from a JSONL file, so later checks can name the line.
-    Blank lines are skipped; a malformed line or a non-object raises ValueError naming file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield lineno, rec
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file (see :func:`iter_jsonl` for the errors)."""
-    return [rec for _, rec in iter_jsonl(path)]
-
-
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
-    """Write rows as JSONL (atomically); returns the number of rows."""
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
-
-
-def write_json_atomic(path: str | Path, obj) -> None:
-    """Write JSON (sorted keys) atomically: a crash never leaves a half-written file behind."""
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+# Shared IO lives on the ground floor (``smcbench.io``); re-exported here for older imports.
+from ..io import iter_jsonl, read_jsonl, write_json_atomic, write_jsonl  # noqa: F401
 
 
 class Task:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..download import sha256_file
+from ..io import clean_text, read_text_lines
 from .translation import PIVOT, SPLITS, iter_directional_rows, opus_pair
 
 _SPLIT_RE = re.compile(r"(?:^|[/_.-])(train|validation|test)(?:[/_.-]|$)")
@@ -32,20 +33,9 @@ _TEXT_SPLIT = {"train": "train", "validation": "dev", "test": "test"}
 
 
 def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file split on ``\\n`` only (``str.splitlines`` would also split on
-    U+2028 and friends, which occur inside OPUS sentences and would break the alignment). A
-    final newline is optional; ``\\r`` before it is removed."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start]:#04x}); OPUS-100 files "
-                         "are UTF-8 — re-download or re-extract the archive") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    """Lines of an OPUS-100 text file (see :func:`smcbench.io.read_text_lines`: ``\\n`` only,
+    optional final newline, BOMs removed, invalid UTF-8 named by file and line)."""
+    return read_text_lines(path)
 
 
 def find_layout(root: Path, pair: str) -> tuple[str, dict[str, Any]]:
@@ -79,7 +69,10 @@ def _read_parquet(files: list[Path], l1: str, l2: str) -> list[tuple[str, str]]:
 
     out: list[tuple[str, str]] = []
     for f in files:
-        table = pq.read_table(f)
+        try:
+            table = pq.read_table(f)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise ValueError(f"{f}: cannot read parquet file ({type(e).__name__}: {e})") from None
         if "translation" not in table.column_names:
             raise ValueError(f"{f}: no 'translation' column (columns: {table.column_names}); expected "
                              "the Helsinki-NLP/opus-100 parquet schema")
@@ -92,16 +85,18 @@ def _read_parquet(files: list[Path], l1: str, l2: str) -> list[tuple[str, str]]:
             if not isinstance(x, str) or not isinstance(y, str):
                 raise ValueError(f"{f}: row {i}: translation.{l1 if not isinstance(x, str) else l2} is "
                                  f"{x if not isinstance(x, str) else y!r}, expected a string")
-            out.append((x, y))
+            out.append((clean_text(x, f"{f}: row {i}", f"translation.{l1}"),
+                        clean_text(y, f"{f}: row {i}", f"translation.{l2}")))
     return out
 
 
-def read_pair(root: Path, pair: str) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str], str]:
+def read_pair(root: Path, pair: str) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str], str,
+                                              dict[str, list[Path]]]:
     """All splits of ``pair`` as aligned (l1, l2) sentence tuples, the sha256 of every raw file
-    read (keyed by its path relative to ``root``), and the layout name."""
+    read (keyed by its path relative to ``root``), the layout name and the files of each split."""
     l1, l2 = pair.split("-")
     layout, files = find_layout(root, pair)
-    data, hashes = {}, {}
+    data, hashes, split_paths = {}, {}, {}
     for split in SPLITS:
         if split not in files:
             raise FileNotFoundError(f"OPUS-100 pair {pair!r} under {root} has no {split!r} split "
@@ -119,9 +114,10 @@ def read_pair(root: Path, pair: str) -> tuple[dict[str, list[tuple[str, str]]], 
                                  "OPUS-100 split must be line-aligned; re-extract the archive")
             data[split] = list(zip(a, b))
             paths = [f1, f2]
+        split_paths[split] = list(paths)
         for p in paths:
             hashes[p.relative_to(root).as_posix()] = sha256_file(p)
-    return data, hashes, layout
+    return data, hashes, layout, split_paths
 
 
 def read_opus100(root: Path, languages: list[str], test_languages: list[str],
@@ -130,9 +126,15 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
     sha256, drops, caps).
 
     Train/validation come from the fine-tuning ``languages``; test from ``test_languages``.
+    A split left with no sentence pairs is an error naming its files; a train or validation
+    pair that also occurs in the pair's test split is an error (``settings.overlap: drop``
+    removes it instead, counted as ``<pair>:in_test``).
     """
     if not root.is_dir():
         raise FileNotFoundError(f"OPUS-100 source {root} is not a folder")
+    overlap = str(settings.get("overlap", "error"))
+    if overlap not in ("error", "drop"):
+        raise ValueError(f"translation settings.overlap={overlap!r} (known: error, drop)")
     caps = {"train": settings.get("max_train_per_pair"),
             "validation": settings.get("max_validation_per_pair", 500),
             "test": settings.get("max_test_per_pair")}
@@ -145,21 +147,37 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
     layouts = set()
     for lang in sorted(set(languages) | set(test_languages)):
         pair = opus_pair(lang)
-        data, h, layout = read_pair(root, pair)
+        data, h, layout, split_paths = read_pair(root, pair)
         hashes.update(h)
         layouts.add(layout)
         en_first = pair.split("-")[0] == PIVOT
+        test_pairs = {(x.strip(), y.strip()) for x, y in data["test"]}
         for split in SPLITS:
             if lang not in (test_languages if split == "test" else languages):
                 continue
             kept = []
+            in_test = 0
             for i, (x, y) in enumerate(data[split]):
                 en, other = (x, y) if en_first else (y, x)
                 if not en.strip() or not other.strip():
                     key = f"{pair}:empty_side"
                     dropped[split][key] = dropped[split].get(key, 0) + 1
                     continue
+                if split != "test" and (x.strip(), y.strip()) in test_pairs:
+                    if overlap == "error":
+                        raise ValueError(
+                            f"{split_paths[split][0]}: sentence pair {i + 1} also occurs in the "
+                            f"test split ({', '.join(map(str, split_paths['test']))}); use a clean "
+                            "release or set settings.overlap: drop")
+                    in_test += 1
+                    continue
                 kept.append((i, en.strip(), other.strip()))
+            if in_test:
+                dropped[split][f"{pair}:in_test"] = in_test
+            if not kept:
+                raise ValueError(f"{', '.join(map(str, split_paths[split]))}: OPUS-100 {pair} {split} "
+                                 f"split has no usable sentence pairs ({len(data[split])} read, "
+                                 f"drops: {dropped[split] or 'none'})")
             cap = caps[split]
             if cap is not None and len(kept) > int(cap):
                 n_before = len(kept)
