@@ -61,7 +61,8 @@ def test_mean_over_folds_without_counts(tmp_path):
     def value(d, method, k, seed, fold, split):
         return 60.0 + 10 * int(fold) + seed
 
-    suite = make_suite(tmp_path, datasets=ds, methods=("dense",), levels=(1,), seeds=(0, 1), value=value)
+    suite = make_suite(tmp_path, datasets=ds, methods=("dense",), levels=(1,), seeds=(0, 1), value=value,
+                       n=lambda d, fold: None)
     inp = Inputs.load(suite / "results.csv")
     p = inp.points[inp.points["split"] == "test"].iloc[0]
     assert p["fold_agg"] == "mean"
@@ -107,3 +108,31 @@ def test_axis_transform_and_short_names():
     assert short_layer_name("roberta.encoder.layer.3.attention.self.query.weight") == "encoder3.q"
     assert short_layer_name("roberta.embeddings.word_embeddings.weight") == "emb.tok"
     assert short_layer_name("classifier.weight") == "head"
+
+
+def test_folds_weighted_by_n_without_count_rows(tmp_path):
+    # No value_correct/value_total rows, but every row has n: fold f scores 90 - 10 f on n = 10 + 40 f.
+    ds = {"cv": {"family": "arithmetic", "model": "gts", "splits": ["test"], "folds": ["0", "1"], "counts": False}}
+
+    def value(d, method, k, seed, fold, split):
+        return 90.0 - 10 * int(fold)
+
+    suite = make_suite(tmp_path, datasets=ds, methods=("dense",), levels=(1,), seeds=(0,), value=value,
+                       n=lambda d, fold: 10 + 40 * int(fold))
+    p = Inputs.load(suite / "results.csv").points.query("split == 'test'").iloc[0]
+    assert p["fold_agg"] == "micro"
+    assert p["mean"] == pytest.approx((0.9 * 10 + 0.8 * 50) / 60 * 100)
+
+
+def test_value_best_on_test_gaps_are_warned_not_silent(tmp_path, capsys):
+    ds = {"a": {"family": "commonsense", "model": "m", "splits": ["test"], "folds": ["all"]},
+          "b": {"family": "arithmetic", "model": "m", "splits": ["test"], "folds": ["all"]}}
+    suite = make_suite(tmp_path, datasets=ds, methods=("dense", "omp_after"), levels=(1,))
+    df = pd.read_csv(suite / "results.csv")
+    df.loc[df["dataset"] == "b", "value_best_on_test"] = None   # report_best_on_test: false
+    df.to_csv(suite / "results.csv", index=False)
+    inp = Inputs.load(suite / "results.csv", value_col="value_best_on_test")
+    err = capsys.readouterr().err
+    assert inp.left_out == ["b"] and "value_best_on_test is empty for dataset(s) b" in err
+    assert set(inp.points["dataset"]) == {"a"}
+    assert Inputs.load(suite / "results.csv").left_out == []

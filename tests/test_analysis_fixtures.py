@@ -22,8 +22,8 @@ LAYERS = [("roberta.embeddings.word_embeddings.weight", (16, 8)),
 
 COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
            "realized_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
-           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "git_revision",
-           "config_hash", "run_dir"]
+           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "mask_wall_time_s",
+           "git_revision", "config_hash", "run_dir"]
 
 
 def target(k: int) -> float:
@@ -80,12 +80,13 @@ def write_run(run: Path, method: str, k: int, seed: int, wall: float | None = 60
 
 def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_after", "lth"),
                levels=(1, 2, 3), seeds=(0, 1), value=default_value, drop=(), extra_rows=(),
-               tolerance=1.0, write_config=True, layerwise_levels=None) -> Path:
+               tolerance=1.0, write_config=True, layerwise_levels=None, n=lambda ds, fold: 100) -> Path:
     """Write results/demo under ``tmp`` and return its path.
 
     ``datasets``: {name: {"family", "model", "splits": [...], "folds": [...], "counts": bool}}.
     ``drop``: (dataset, method, level, seed) tuples with no rows at all. ``extra_rows``: dicts of
     (dataset, method, scope, extra, level, target) for ablation-style runs (same value formula).
+    ``n(dataset, fold)``: the ``n`` column (None: empty).
     """
     datasets = datasets or {"cs_easy": {"family": "commonsense", "model": "tiny_roberta", "splits": ["test"],
                                         "folds": ["all"], "counts": False}}
@@ -102,7 +103,7 @@ def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_
                 base = dict(family=spec["family"], dataset=ds, model=spec["model"], method=method, scope=scope,
                             extra=extra, level=k, target_sparsity=tgt, realized_sparsity=realized,
                             round=k if method in ("lth", "imp_lrr") else 0, seed=seed, fold=fold, split=split,
-                            value_best_on_test=v + 0.5, baseline=33.3, n=100, selection="best_validation",
+                            value_best_on_test=v + 0.5, baseline=33.3, n=n(ds, fold), selection="best_validation",
                             signature="acc", wall_time_s=61.0, peak_mem_mb=500.0, git_revision="abc",
                             config_hash="h", run_dir=str(rel))
                 metric = "value_accuracy" if spec.get("counts") else "accuracy"

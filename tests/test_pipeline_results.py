@@ -50,3 +50,24 @@ def test_collect_writes_one_row_per_split_and_metric(tmp_path):
 def test_missing_metrics_are_named(tmp_path):
     with pytest.raises(ResultsError, match="have no metrics.json"):
         collect([tmp_path / "runs/d/all/m/dense/seed0/metrics.json"], tmp_path / "r.csv")
+
+
+def test_provenance_passes_through_and_missing_n_is_warned(tmp_path, capsys):
+    sig = "accuracy|family:commonsense|versions:torch=2.4.0,transformers=4.44.0"
+    with_n = [{"split": "test", "metric": "accuracy", "value": 100 * 183 / 200, "n": 200}]
+    without_n = [{"split": "test", "metric": "accuracy", "value": 50.0}]
+    a = fake_run(tmp_path, "runs/d/all/m/dense/seed0", "dense", 0.0, with_n)
+    b = fake_run(tmp_path, "runs/e/all/m/dense/seed0", "dense", 0.0, without_n)
+    for path, extra in ((a, {"git_revision": "0123abc-dirty", "signature": sig, "mask_wall_time_s": 2.5}), (b, {})):
+        m = json.loads(path.read_text())
+        m.update(extra)
+        path.write_text(json.dumps(m))
+    out = tmp_path / "results.csv"
+    collect([a, b], out)
+    assert "rows without n" in capsys.readouterr().err
+    rows = {r["dataset"]: r for r in csv.DictReader(out.open())}
+    # identity of run e comes from its folder: dataset "e"
+    r = rows["d"]
+    assert float(r["value"]) == 91.5 and r["n"] == "200"            # a Python float, exact
+    assert r["git_revision"] == "0123abc-dirty" and r["signature"] == sig and r["mask_wall_time_s"] == "2.5"
+    assert rows["e"]["n"] == "" and rows["e"]["mask_wall_time_s"] == ""

@@ -2,7 +2,14 @@
 
 Columns (SPEC §3): ``family, dataset, model, method, scope, extra, level, target_sparsity,
 realized_sparsity, mask_sparsity, round, seed, fold, split, metric, value, value_best_on_test, baseline, n,
-selection, signature, wall_time_s, peak_mem_mb, git_revision, config_hash, run_dir``.
+selection, signature, wall_time_s, peak_mem_mb, mask_wall_time_s, git_revision, config_hash, run_dir``.
+
+Values are passed through as the run wrote them (``value`` a Python float, ``n`` the number of
+examples scored, ``signature`` how the metric was computed including package versions,
+``git_revision`` with a ``-dirty`` suffix for an uncommitted tree). ``wall_time_s`` and
+``peak_mem_mb`` are the training job's own; ``mask_wall_time_s`` is the part of that job spent
+computing a before-training mask, when the job computed one (empty otherwise). :func:`collect`
+warns on stderr about rows without ``n``.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 from .config import parse_level, scope_from_path
@@ -17,8 +25,8 @@ from .sparsity.registry import METHODS
 
 COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
            "realized_sparsity", "mask_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
-           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "git_revision",
-           "config_hash", "run_dir"]
+           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "mask_wall_time_s",
+           "git_revision", "config_hash", "run_dir"]
 
 
 class ResultsError(RuntimeError):
@@ -66,6 +74,7 @@ def rows_of_run(metrics_path: Path, extra: str = "main") -> tuple[list[dict], st
             "value_best_on_test": r.get("value_best_on_test"), "baseline": r.get("baseline"),
             "n": r.get("n"), "selection": m["selection"]["rule"], "signature": m.get("signature", ""),
             "wall_time_s": m.get("wall_time_s"), "peak_mem_mb": m.get("peak_mem_mb"),
+            "mask_wall_time_s": m.get("mask_wall_time_s"),
             "git_revision": m.get("git_revision", ""), "config_hash": m.get("config_hash", ""),
             "run_dir": run_dir,
         })
@@ -84,6 +93,10 @@ def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | N
         rows.extend(run_rows)
         if run_rows:
             primary[run_rows[0]["dataset"]] = primary_metric
+    no_n = sorted({r["dataset"] for r in rows if r.get("n") is None and r["split"] != "validation"})
+    if no_n:
+        print(f"warning: rows without n (number of examples scored) for dataset(s) {', '.join(no_n)}; "
+              "their tasks should report it", file=sys.stderr)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_name(out_csv.name + ".tmp")
     with open(tmp, "w", newline="") as f:

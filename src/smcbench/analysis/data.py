@@ -5,7 +5,8 @@ Vocabulary used across the analyses:
 * a **run** is one trained model: (dataset, model, method, scope, extra, level, target_sparsity,
   round, seed, fold); it has one ``run_dir``.
 * a **seed value** is the metric of one seed after the folds are aggregated (micro-average of
-  correct/total over folds when the table has them, else the mean over folds).
+  correct/total over folds when the table has them, or Σ value·n / Σ n when every fold row of an
+  ``…accuracy`` metric carries ``n``; else the mean over folds).
 * a **point** is one (dataset, model, method, scope, extra, level, target_sparsity, split,
   metric): the mean over seeds, the spread, and the mean realized sparsity (its x position).
 
@@ -86,7 +87,7 @@ def load_results(path: str | Path) -> "pd.DataFrame":
         if bad.any():
             raise AnalysisInputError(f"{path}: column {c!r} is empty in {int(bad.sum())} row(s)")
         df[c] = df[c].astype(float).astype(int)
-    for c in ("target_sparsity", "realized_sparsity", "value", "value_best_on_test", "baseline",
+    for c in ("target_sparsity", "realized_sparsity", "value", "value_best_on_test", "baseline", "n",
               "wall_time_s", "peak_mem_mb"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     # Round the target so 1-0.8**k computed on different machines keys identically.
@@ -189,6 +190,11 @@ def seed_values(df: "pd.DataFrame", primary: dict[str, str], value_col: str = "v
             if len(c) and len(t):
                 counts = pd.concat([c, t], axis=1)
         m = main.set_index(RUN_KEYS + ["split"])
+        if counts is None and helpers is not None and main["n"].notna().all() and (main["n"] > 0).all():
+            # no count rows, but every row says how many examples it scored: correct = value·n
+            counts = pd.concat([(main[value_col] * main["n"]).rename("correct"), main["n"].rename("total")],
+                               axis=1).set_axis(m.index)
+            counts = counts.assign(correct=counts["correct"] / _unit(main[value_col]))
         if counts is not None:
             m = m.join(counts[~counts.index.duplicated()], how="left")
         else:
@@ -219,6 +225,46 @@ def seed_values(df: "pd.DataFrame", primary: dict[str, str], value_col: str = "v
     cols = POINT_KEYS + ["seed", "split", "metric", "value", "fold_agg", "n_folds", "fold_std",
                          "realized_sparsity", "baseline", "run_dirs"]
     return pd.DataFrame(parts, columns=cols)
+
+
+def _unit(values) -> float:
+    """100 when a metric is in percent (any value above 1), else 1 (a fraction)."""
+    return 100.0 if (values.abs() > 1.0 + 1e-9).any() else 1.0
+
+
+def best_on_test_gaps(df: "pd.DataFrame", primary: dict[str, str]) -> list[str]:
+    """Datasets whose primary-metric rows on test splits have no ``value_best_on_test`` at all
+    (tasks with ``report_best_on_test: false``): with ``--value-column value_best_on_test`` they
+    would drop out of every figure and table."""
+    out = []
+    for ds, sub in df.groupby("dataset", sort=True):
+        rows = sub[(sub["metric"] == primary.get(ds)) & (sub["split"] != "validation")]
+        if len(rows) and rows["value_best_on_test"].isna().all():
+            out.append(ds)
+    return out
+
+
+def provenance_notes(df: "pd.DataFrame") -> list[str]:
+    """One-line notes on where the numbers come from: git revisions (with ``-dirty`` trees called
+    out), rows without ``n``, several signatures for one dataset and metric."""
+    notes = []
+    runs = df.drop_duplicates(subset=RUN_KEYS)
+    revs = runs["git_revision"].fillna("(none)").value_counts()
+    if len(revs):
+        listed = ", ".join(f"{r} ({c} runs)" for r, c in revs.items())
+        notes.append(f"git revision(s): {listed}")
+        dirty = int(sum(c for r, c in revs.items() if str(r).endswith("-dirty")))
+        if dirty:
+            notes.append(f"{dirty} run(s) ran from a tree with uncommitted changes (revision ends in -dirty): "
+                         "their code is not exactly the named commit")
+    no_n = sorted(set(df.loc[df["n"].isna() & (df["split"] != "validation"), "dataset"]))
+    if no_n:
+        notes.append(f"rows without n (number of examples scored): {', '.join(no_n)}")
+    for (ds, metric), g in df.groupby(["dataset", "metric"], sort=True):
+        sigs = set(g["signature"].dropna())
+        if len(sigs) > 1:
+            notes.append(f"{ds}/{metric}: {len(sigs)} different signatures in one table (see results.csv)")
+    return notes
 
 
 def aggregate_points(seeds: "pd.DataFrame") -> "pd.DataFrame":

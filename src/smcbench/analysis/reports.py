@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import AnalysisInputError
-from .data import (DENSE, MAIN, describe_missing, eval_splits, load_json, load_results, missing_runs,
-                   resolve_primary_metrics, seed_values, aggregate_points, warn)
+from .data import (DENSE, MAIN, aggregate_points, best_on_test_gaps, describe_missing, eval_splits, load_json,
+                   load_results, missing_runs, provenance_notes, resolve_primary_metrics, seed_values, warn)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -52,7 +52,7 @@ class Inputs:
     config: dict
     root: Path = Path(".")
     value_col: str = "value"
-    warnings: list = field(default_factory=list)
+    left_out: list = field(default_factory=list)
 
     @classmethod
     def load(cls, results: str | Path, primary_metrics: str | Path | None = None,
@@ -71,7 +71,15 @@ class Inputs:
         cfg = load_json(cfg_path, "resolved config (config.json)", required=False)
         if not cfg:
             warn(f"{cfg_path} not found; the expected grid and tolerance are inferred/defaulted")
-        return cls(df=df, primary=resolve_primary_metrics(df, pm), config=cfg, root=Path(root), value_col=value_col)
+        primary = resolve_primary_metrics(df, pm)
+        left_out = []
+        if value_col != "value":
+            left_out = best_on_test_gaps(df, primary)
+            if left_out:
+                warn(f"{value_col} is empty for dataset(s) {', '.join(left_out)} (their tasks do not report it, "
+                     f"e.g. report_best_on_test: false): they are left out of every figure and table drawn "
+                     f"from {value_col}; use --value-column value to see them")
+        return cls(df=df, primary=primary, config=cfg, root=Path(root), value_col=value_col, left_out=left_out)
 
     @cached_property
     def splits(self) -> dict:
@@ -167,7 +175,11 @@ def run_matching(inp: Inputs, out_dir: Path, tolerance: float | None = None) -> 
     cfg = dict(inp.config)
     if tolerance is not None:
         cfg["matching_tolerance"] = tolerance
-    md.write_text(matching_markdown(table, cfg))
+    notes = provenance_notes(inp.df)
+    if inp.value_col != "value":
+        notes.insert(0, f"values: {inp.value_col} (the paper's best-epoch-on-test compatibility column)"
+                     + (f"; left out, empty there: {', '.join(inp.left_out)}" if inp.left_out else ""))
+    md.write_text(matching_markdown(table, cfg, notes))
     inp.missing.to_csv(miss, index=False)
     if len(inp.missing):
         warn(f"{len(inp.missing)} expected run(s) are missing (listed in {miss}): {describe_missing(inp.missing)}")
