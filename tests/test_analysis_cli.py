@@ -75,7 +75,7 @@ def test_all_writes_every_target(suite, capsys):
     assert "k=2/seed1/fold0" in lth["missing"]
 
     cost = pd.read_csv(s / "tables" / "cost.csv")
-    assert set(cost["sources"]) == {"benchmark.tsv"}
+    assert set(cost["sources"]) == {"metrics.json"}   # the jobs' own records, not benchmark.tsv
     assert len(pd.read_csv(s / "tables" / "layerwise_sparsity.csv")) > 0
     assert len(pd.read_csv(s / "tables" / "mask_iou.csv")) > 0
     assert len(pd.read_csv(s / "tables" / "weight_drift.csv")) == 2 * 4

@@ -79,23 +79,63 @@ def test_drift_mean_over_seeds(tmp_path):
     assert first["rel_drift_mean"] == pytest.approx(0.01 * (1 + 1.1) / 2)
 
 
-def test_benchmark_and_fallback(tmp_path):
+def test_job_record_first_benchmark_as_fallback(tmp_path):
     run = tmp_path / "r"
     write_run(run, "dense", 0, 0, wall=120.0)
     assert read_benchmark(run / "benchmark.tsv") == (pytest.approx(120.0), pytest.approx(512.5))
     assert read_benchmark(tmp_path / "nope.tsv") is None
     suite = make_suite(tmp_path / "s", methods=("dense", "omp_after", "lth"), levels=(1, 2), seeds=(0,))
-    df = load_results(suite / "results.csv")
+    # the job's own record (metrics.json -> results.csv: 61 s, 500 MB) wins over benchmark.tsv
+    # (60 s, 512.5 MB of the process Snakemake watched); one run without it falls back.
+    csv = suite / "results.csv"
+    df = pd.read_csv(csv)
     victim = df[(df["method"] == "omp_after") & (df["level"] == 1)]["run_dir"].iloc[0]
-    (tmp_path / "s" / victim / "benchmark.tsv").unlink()
-    runs, bad = cost_runs(df, tmp_path / "s")
+    df.loc[df["run_dir"] == victim, ["wall_time_s", "peak_mem_mb"]] = None
+    df.to_csv(csv, index=False)
+    runs, bad = cost_runs(load_results(csv), tmp_path / "s")
     assert not bad
-    src = runs.set_index("run_dir")["source"]
-    assert src[victim] == "results.csv" and (src.drop(victim) == "benchmark.tsv").all()
-    assert runs.set_index("run_dir").loc[victim, "wall_s"] == 61.0
+    by = runs.set_index("run_dir")
+    assert by.loc[victim, "source"] == "benchmark.tsv" and by.loc[victim, "wall_s"] == 60.0
+    assert (by.drop(victim)["source"] == "metrics.json").all() and (by.drop(victim)["peak_mem_mb"] == 500.0).all()
     summary = cost_summary(runs).set_index("method")
     assert summary.loc["omp_after", "job_hours"] == pytest.approx((61 + 60) / 3600)
     cum = cumulative_cost(runs).set_index(["method", "level"])["cum_wall_s"]
-    assert cum[("dense", 0)] == 60.0
-    assert cum[("omp_after", 2)] == 120.0            # own run + the dense fine-tune it starts from
-    assert cum[("lth", 2)] == 180.0                  # round 2 + round 1 + dense
+    assert cum[("dense", 0)] == 61.0
+    assert cum[("omp_after", 2)] == 122.0            # own run + the dense fine-tune it starts from
+    assert cum[("lth", 2)] == 183.0                  # round 2 + round 1 + dense
+
+
+def test_mask_costs_in_job_or_from_the_mask_job(tmp_path):
+    """Before-training masks: inside the train job (mask_wall_time_s) or a separate mask job whose
+    mask.json records its time; a shared mask (snip and snip+rigl) counts once in job hours."""
+    import json
+
+    base = "results/demo/runs/d/all/m"
+    rows = []
+    for method, mask_s in (("dense", None), ("snip", None), ("snip+rigl", None), ("omp_before", 3.0)):
+        rel = f"{base}/dense/seed0" if method == "dense" else f"{base}/{method}/paper/s0.2000/seed0"
+        (tmp_path / rel).mkdir(parents=True)
+        rows.append(dict(family="commonsense", dataset="d", model="m", method=method, scope="paper", extra="main",
+                         level=0 if method == "dense" else 1, target_sparsity=0.0 if method == "dense" else 0.2,
+                         realized_sparsity=0.2, round=0, seed=0, fold="all", split="test", metric="accuracy",
+                         value=80.0, n=100, wall_time_s=10.0, peak_mem_mb=400.0, mask_wall_time_s=mask_s,
+                         run_dir=rel))
+    shared = tmp_path / "results/demo/masks/d/all/m/snip/paper/s0.2000/seed0"
+    shared.mkdir(parents=True)
+    (shared / "mask.json").write_text(json.dumps({"wall_time_s": 4.0, "peak_mem_mb": 700.0}))
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    runs, bad = cost_runs(load_results(tmp_path / "results.csv"), tmp_path)
+    by = runs.set_index("method")
+    assert by.loc["omp_before", "mask_source"] == "in train job" and by.loc["omp_before", "mask_wall_s"] == 3.0
+    assert by.loc["snip", "mask_source"] == by.loc["snip+rigl", "mask_source"] == "mask job (mask.json)"
+    assert by.loc["dense", "mask_source"] == ""
+    cum = cumulative_cost(runs).set_index("method")["cum_wall_s"]
+    assert cum["snip"] == 14.0 and cum["snip+rigl"] == 14.0   # own 10 s + the 4 s mask job
+    assert cum["omp_before"] == 10.0                        # its 3 s are inside its own 10 s
+    summary = cost_summary(runs).set_index("method")
+    assert summary.loc["snip", "job_hours"] == pytest.approx(14 / 3600)
+    assert summary.loc["snip", "max_peak_mem_mb"] == 700.0
+    # no mask.json time and no benchmark.tsv: said, not silently zero
+    (shared / "mask.json").write_text("{}")
+    runs, _ = cost_runs(load_results(tmp_path / "results.csv"), tmp_path)
+    assert runs.set_index("method").loc["snip", "mask_source"] == "not recorded"

@@ -14,9 +14,13 @@ Definitions:
   d_A·d_B / (d_A + d_B − d_A·d_B).
 * **Weight drift** of a tensor = ‖θ_ft − θ_pre‖ / ‖θ_pre‖ (``rel_drift`` of the dense run's
   ``drift.csv``), averaged over seeds and folds.
-* **Cost** of a run = wall time ``s`` (mean over the rows of Snakemake's ``benchmark.tsv``, which
-  has one row per repeat) and peak ``max_rss`` (MB); without the file, results.csv's
-  ``wall_time_s`` / ``peak_mem_mb`` (``source`` says which).
+* **Cost** of a run = the training job's own wall time and peak memory as the job measured them
+  (``wall_time_s`` / ``peak_mem_mb`` of its metrics.json, carried by results.csv); Snakemake's
+  ``benchmark.tsv`` (mean ``s`` over repeats, max ``max_rss``) only when the table has none, since
+  under a job server it measures the client process, not the job. A before-training mask computed
+  inside the train job is part of its time (``mask_wall_time_s`` says how much); one computed by a
+  separate ``mask`` job is added from that job's ``mask.json`` (``wall_time_s``/``peak_mem_mb``)
+  or ``benchmark.tsv``, once per shared mask. ``source`` and ``mask_source`` say which.
 """
 
 from __future__ import annotations
@@ -85,6 +89,25 @@ def _mask_names(path: Path) -> list[str]:
         return json.loads(meta["names"]) if "names" in meta else list(f.keys())
 
 
+def _flat_bits(handle, name: str):
+    """One tensor of a mask file as a flat bool tensor: bit-packed files
+    (:data:`smcbench.sparsity.mask.PACKED_FORMAT`) are unpacked, older files hold bool tensors."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from smcbench.sparsity.mask import PACKED_FORMAT
+
+    t = handle.get_tensor(name)
+    meta = handle.metadata() or {}
+    if meta.get("format") == PACKED_FORMAT:
+        shape = json.loads(meta["shapes"])[name]
+        numel = int(np.prod(shape)) if len(shape) else 1
+        return torch.from_numpy(np.unpackbits(t.numpy(), count=numel).astype(bool))
+    return t.bool().flatten()
+
+
 def _layer_order(run_path: Path, names: list[str]) -> dict[str, int]:
     """Tensor order from the run's layerwise.csv (input → output), else the mask file's order."""
     import pandas as pd
@@ -123,7 +146,7 @@ def mask_iou(paths: dict[str, Path]) -> "pd.DataFrame":
     with contextlib.ExitStack() as stack:
         handles = {m: stack.enter_context(safe_open(str(p), framework="pt", device="cpu")) for m, p in paths.items()}
         for name in common:
-            ts = [handles[m].get_tensor(name).bool().flatten() for m in methods]
+            ts = [_flat_bits(handles[m], name) for m in methods]
             if len({t.numel() for t in ts}) != 1:
                 continue
             n = ts[0].numel()
@@ -244,42 +267,115 @@ def read_benchmark(path: Path) -> tuple[float, float] | None:
     return float(s), float(rss)
 
 
+def mask_job_dir(run_dir: Path, method: str) -> Path | None:
+    """The folder of the separate ``mask`` job a before-training run started from
+    (``…/runs/<ds>/<fold>/<model>/<method>/<scope>/<level>/seed<n>`` →
+    ``…/masks/<ds>/<fold>/<model>/<init>/<scope>/<level>/seed<n>``), or None when the method has
+    no shared before-training mask or the folder layout is not the pipeline's."""
+    from smcbench.sparsity.registry import METHODS
+
+    info = METHODS.get(method)
+    init = getattr(info, "init_mask_from", None) if info is not None else None
+    if not init:
+        return None
+    parts = list(Path(run_dir).parts)
+    if "runs" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("runs")
+    if len(parts) - i != 8 or parts[i + 4] != method:
+        return None
+    parts[i], parts[i + 4] = "masks", init
+    return Path(*parts)
+
+
+def read_mask_job(folder: Path) -> tuple[float, float, str] | None:
+    """(wall s, peak MB, source) of a separate mask job: its mask.json when it records the time,
+    else its benchmark.tsv; None when neither does."""
+    import json
+
+    f = folder / "mask.json"
+    if f.is_file():
+        try:
+            m = json.loads(f.read_text())
+        except (OSError, ValueError):
+            m = {}
+        if isinstance(m, dict) and m.get("wall_time_s") is not None:
+            return float(m["wall_time_s"]), float(m.get("peak_mem_mb") or float("nan")), "mask job (mask.json)"
+    b = read_benchmark(folder / "benchmark.tsv")
+    if b is not None:
+        return b[0], b[1], "mask job (benchmark.tsv)"
+    return None
+
+
 def cost_runs(df: "pd.DataFrame", root: str | Path = "."):
-    """One row per run (every extra) with wall_s, peak_mem_mb and source (``benchmark.tsv``,
-    ``results.csv`` or ``none``). Returns (table, runs without any cost record)."""
+    """One row per run (every extra): wall_s, peak_mem_mb, source (``metrics.json`` = the job's
+    own numbers via results.csv, ``benchmark.tsv`` when the table has none, ``none``), and the
+    before-training mask: mask_wall_s, mask_peak_mem_mb, mask_source (``in train job``, ``mask
+    job (…)``, ``not recorded``, or empty for methods without one) and mask_key (the mask job's
+    folder, to count a shared mask once). Returns (table, runs without any cost record)."""
     import pandas as pd
+
+    from smcbench.sparsity.registry import METHODS
 
     runs = _runs(df, root, None)
     rows, bad = [], []
     for r in runs.itertuples():
-        b = read_benchmark(r.path / "benchmark.tsv") if r.path is not None else None
-        if b is not None:
-            wall, mem, src = b[0], b[1], "benchmark.tsv"
-        elif r.wall_time_s == r.wall_time_s:  # not NaN
-            wall, mem, src = float(r.wall_time_s), float(r.peak_mem_mb), "results.csv"
+        if r.wall_time_s == r.wall_time_s:  # not NaN: the job's own record
+            wall, mem, src = float(r.wall_time_s), float(r.peak_mem_mb), "metrics.json"
         else:
-            wall, mem, src = float("nan"), float("nan"), "none"
-            bad.append(str(r.path) if r.path is not None else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
+            b = read_benchmark(r.path / "benchmark.tsv") if r.path is not None else None
+            if b is not None:
+                wall, mem, src = b[0], b[1], "benchmark.tsv"
+            else:
+                wall, mem, src = float("nan"), float("nan"), "none"
+                bad.append(str(r.path) if r.path is not None else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
+        info = METHODS.get(r.method)
+        m_wall, m_mem, m_src, m_key = float("nan"), float("nan"), "", ""
+        if r.mask_wall_time_s == r.mask_wall_time_s:
+            m_wall, m_src = float(r.mask_wall_time_s), "in train job"
+        elif info is not None and getattr(info, "init_mask_from", None):
+            folder = mask_job_dir(r.path, r.method) if r.path is not None else None
+            got = read_mask_job(folder) if folder is not None else None
+            if got is not None:
+                m_wall, m_mem, m_src = got
+                m_key = str(folder)
+            else:
+                m_src = "not recorded"
         rows.append({**{k: getattr(r, k) for k in RUN_KEYS}, "run_dir": r.run_dir, "wall_s": wall,
-                     "peak_mem_mb": mem, "source": src})
-    return pd.DataFrame(rows, columns=RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "source"]), bad
+                     "peak_mem_mb": mem, "source": src, "mask_wall_s": m_wall, "mask_peak_mem_mb": m_mem,
+                     "mask_source": m_src, "mask_key": m_key})
+    cols = RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "source", "mask_wall_s", "mask_peak_mem_mb",
+                       "mask_source", "mask_key"]
+    return pd.DataFrame(rows, columns=cols), bad
 
 
 def cost_summary(runs: "pd.DataFrame") -> "pd.DataFrame":
-    """Per (dataset, model, method, extra): number of runs, summed job hours, mean wall seconds per
-    run, max peak memory. ``job_hours`` of a GPU method is its GPU-hours on a one-GPU-per-job
-    cluster."""
+    """Per (dataset, model, method, extra): number of runs, job hours (train jobs plus separate mask
+    jobs, each shared mask counted once), mean wall seconds per run, max peak memory (train or mask
+    job). ``job_hours`` of a GPU method is its GPU-hours on a one-GPU-per-job cluster."""
+    import pandas as pd
+
+    sep = runs[runs["mask_key"].astype(str) != ""].drop_duplicates("mask_key")
+    mask_s = sep.groupby(["dataset", "model", "method", "extra"])["mask_wall_s"].sum()
     g = runs.groupby(["dataset", "model", "method", "extra"], sort=True)
-    out = g.agg(n_runs=("wall_s", "size"), job_hours=("wall_s", lambda s: float(s.sum()) / 3600.0),
+    out = g.agg(n_runs=("wall_s", "size"), train_s=("wall_s", "sum"),
                 mean_wall_s=("wall_s", "mean"), max_peak_mem_mb=("peak_mem_mb", "max"),
-                sources=("source", lambda s: ",".join(sorted(set(s))))).reset_index()
-    return out
+                max_mask_peak_mem_mb=("mask_peak_mem_mb", "max"),
+                sources=("source", lambda s: ",".join(sorted(set(s)))),
+                mask_sources=("mask_source", lambda s: ",".join(sorted(set(x for x in s if x))))).reset_index()
+    key = list(zip(out["dataset"], out["model"], out["method"], out["extra"]))
+    out["mask_job_s"] = [float(mask_s.get(k, 0.0)) for k in key]
+    out["job_hours"] = (out["train_s"] + out["mask_job_s"]) / 3600.0
+    out["max_peak_mem_mb"] = out[["max_peak_mem_mb", "max_mask_peak_mem_mb"]].max(axis=1)
+    return pd.DataFrame(out[["dataset", "model", "method", "extra", "n_runs", "job_hours", "mean_wall_s",
+                             "mask_job_s", "max_peak_mem_mb", "sources", "mask_sources"]])
 
 
 def cumulative_cost(runs: "pd.DataFrame") -> "pd.DataFrame":
     """Wall seconds needed to obtain each run's model, prerequisites included: methods starting
     from the dense fine-tune add the same seed's/fold's dense run, IMP round k adds rounds < k
-    (and the dense run), as the registry's ``start_from`` says. Adds column ``cum_wall_s``."""
+    (and the dense run), as the registry's ``start_from`` says; a separate mask job's time is
+    added to the runs that start from its mask. Adds column ``cum_wall_s``."""
     from smcbench.sparsity.registry import METHODS
 
     key = ["dataset", "model", "scope", "seed", "fold"]
@@ -292,6 +388,8 @@ def cumulative_cost(runs: "pd.DataFrame") -> "pd.DataFrame":
         info = METHODS.get(r["method"])
         base = dense.get((r["dataset"], r["model"], r["seed"], r["fold"]), 0.0)
         total = r["wall_s"]
+        if str(r.get("mask_key", "") or "") and r.get("mask_wall_s") == r.get("mask_wall_s"):
+            total += r["mask_wall_s"]  # a separate mask job this run started from
         if info is not None and info.start_from == "dense":
             total += base
         elif info is not None and info.start_from == "previous_round":
