@@ -160,7 +160,7 @@ def test_other_fingerprint_or_garbage_is_not_resumed(tmp_path):
     a.close()
     logs = []
     b = Checkpointer(tmp_path, fingerprint="settings-B", log=logs.append)
-    assert b.load() is None and "other settings" in logs[-1]
+    assert b.load() is None and "made by another job (changed: settings)" in logs[-1]
     assert not (tmp_path / ".checkpoint").exists()
     b.save(5, {"x": torch.ones(2)})
     (tmp_path / ".checkpoint" / "state.json").write_text("{ truncated")
@@ -205,10 +205,11 @@ def test_sigterm_ends_the_process_with_distinct_code(tmp_path):
     assert state["step"] == 2 and torch.equal(state["w"], torch.full((2,), 2.0))
 
 
-# --- the real training loop: interrupt a demo run with SIGTERM, resume, compare -----------------
+# --- the real training loop: interrupt demo runs with SIGTERM, resume, compare ------------------
 @pytest.fixture(scope="module")
 def demo_run_inputs(tmp_path_factory):
-    """A tiny prepared synthetic commonsense dataset and a briefly pre-trained tiny RoBERTa."""
+    """A tiny prepared synthetic commonsense dataset, a briefly pre-trained tiny RoBERTa, and
+    'dense' start weights (the pre-trained model with its seeded head, perturbed) for after-methods."""
     from smcbench import config as C
     from smcbench.tasks import family_module
     from smcbench.tasks.base import write_json_atomic
@@ -217,19 +218,42 @@ def demo_run_inputs(tmp_path_factory):
     cfg = C.load_config(os.path.join(os.path.dirname(__file__), "..", "workflow", "configs", "demo.yaml"))
     ds = cfg["datasets"]["demo_cs_easy"]
     ds["settings"].update(n_train=96, n_test=32, validation_fraction=0.25)
-    ds["training"].update(epochs=2, batch_size=16)
+    ds["training"].update(epochs=3, batch_size=16)
     model = cfg["models"]["demo_roberta"]
     model["settings"].update(pretrain_steps=4)
-    cfg["methods"]["gmp"] = {"t0": 0.1, "t1": 0.8, "delta_t": 3}   # prunes before and after the kill
+    cfg["methods"]["gmp"] = {"t0": 0.1, "t1": 0.6, "delta_t": 3}   # prunes before and after the kill
+    for m in ("snip+rigl", "random_before+rigl"):
+        cfg["methods"][m] = {"delta_t": 3, "alpha": 0.5, "alpha_min": 0.005}
     family = family_module("commonsense")
     write_json_atomic(root / "data" / "meta.json", family.prepare("demo_cs_easy", "synthetic", root / "data", ds["settings"]))
     write_json_atomic(root / "pre" / "pretrained.json",
                       family.make_pretrained("demo_roberta", {**model, "family": "commonsense"}, "synthetic", root / "pre"))
-    params = json.loads(C.train_params(cfg, "demo_cs_easy", "demo_roberta", "gmp", "paper", C.level_tag(2)))
+
+    def params(method, k, **training):
+        p = json.loads(C.train_params(cfg, "demo_cs_easy", "demo_roberta", method, "paper", C.level_tag(k)))
+        p["task"]["training"].update(training)
+        return p
+
     return root, params
 
 
-def _run(root, params, out, monkeypatch=None, kill_at=None):
+def _start_weights(root, params, path, seed=0, scale=0.05):
+    """Pre-trained weights + seeded head, plus seeded noise: stands in for a dense fine-tune."""
+    from smcbench.train import RunSpec, build_task, save_weights
+
+    spec = RunSpec(params=params, data_dir=root / "data", pretrained_dir=root / "pre", out_dir=path.parent, seed=0)
+    torch.manual_seed(0)
+    model = build_task(spec, torch.device("cpu")).build_model()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(model, path)
+    return path
+
+
+def _run(root, params, out, monkeypatch=None, kill_at=None, logs=None, **spec_kw):
     from smcbench.checkpoint import Checkpointer as Ckpt
     from smcbench.train import RunSpec, run_training
 
@@ -243,36 +267,126 @@ def _run(root, params, out, monkeypatch=None, kill_at=None):
 
         monkeypatch.setattr(Ckpt, "maybe_save", maybe_save_with_kill)
     spec = RunSpec(params=params, data_dir=root / "data", pretrained_dir=root / "pre", out_dir=out, seed=0,
-                   log=lambda s: None)
+                   log=(logs.append if logs is not None else lambda s: None), **spec_kw)
     return run_training(spec)
 
 
-def test_training_killed_mid_epoch_resumes_to_identical_results(demo_run_inputs, tmp_path, monkeypatch):
-    from smcbench.sparsity.mask import Mask
-
-    monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
-    monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "0")   # save only on the signal
-    root, params = demo_run_inputs
-    torch.set_num_threads(1)
-    ref = _run(root, params, tmp_path / "ref")
-    total = ref["selection"]["total_steps"]
-    kill_at = total // 2 + 2                                    # in the second epoch, not at its start
-    assert ref["method"] == "gmp" and total >= 8 and kill_at % (total // 2) != 0
-
-    out = tmp_path / "killed"
+def _kill_and_resume(root, params, out, monkeypatch, kill_at, **spec_kw):
     with pytest.raises(Preempted) as info:
-        _run(root, params, out, monkeypatch, kill_at=kill_at)    # mid-epoch, after GMP prunes
+        _run(root, params, out, monkeypatch, kill_at=kill_at, **spec_kw)
     assert info.value.code == PREEMPTED_EXIT_CODE
     assert not (out / "metrics.json").exists()                   # no half-finished outputs
     assert (out / ".checkpoint" / "state.json").exists()
     monkeypatch.undo()
     monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
     monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "0")
-    resumed = _run(root, params, out)
+    logs = []
+    metrics = _run(root, params, out, logs=logs, **spec_kw)
+    return metrics, logs
 
-    for key in ("rows", "history", "selection", "realized_sparsity", "mask_sparsity", "final_train_loss"):
+
+def _last_mask_change(method: str, total: int, settings: dict) -> int:
+    """The optimizer step count after which the method last changes its mask."""
+    from smcbench.sparsity.methods import gmp_prune_steps
+
+    if method == "gmp":
+        return gmp_prune_steps(total, settings["t0"], settings["t1"], settings["delta_t"])[1]
+    if method.endswith("+rigl"):
+        d = settings["delta_t"]
+        return max(t for t in range(d, total, d))
+    return 0                                                       # one-shot and IMP: at the start
+
+
+@pytest.fixture
+def quiet_checkpoints(monkeypatch):
+    monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "0")       # save only on the signal
+    torch.set_num_threads(1)
+
+
+# one-shot (in-job before-training mask), IMP round 1 (rewinds), GMP, RigL (in-job snip mask)
+@pytest.mark.parametrize("method,k", [("omp_before", 2), ("lth", 1), ("gmp", 2), ("snip+rigl", 2)])
+def test_kill_after_last_mask_change_resumes_to_identical_results(demo_run_inputs, tmp_path, monkeypatch,
+                                                                  quiet_checkpoints, method, k):
+    from safetensors.torch import load_file
+    from smcbench.sparsity.mask import Mask
+
+    root, make_params = demo_run_inputs
+    params = make_params(method, k, eval_every=10_000)             # evaluate only at the end
+    kw = {"save_model": True}
+    if method == "lth":
+        kw["start_weights"] = _start_weights(root, params, tmp_path / "dense" / "model.safetensors")
+    ref = _run(root, params, tmp_path / "ref", **kw)
+    total = ref["selection"]["total_steps"]
+    kill_at = _last_mask_change(method, total, params["method_settings"]) + 1
+    assert 0 < kill_at < total - 1 and len(ref["history"]) == 1
+
+    out = tmp_path / "killed"
+    resumed, logs = _kill_and_resume(root, params, out, monkeypatch, kill_at, **kw)
+    assert any(f"resuming from step {kill_at}" in line for line in logs), logs
+
+    for key in ("rows", "history", "selection", "realized_sparsity", "mask_sparsity", "final_train_loss",
+                "method_stats"):
         assert resumed[key] == ref[key], key
     assert (tmp_path / "ref" / "layerwise.csv").read_text() == (out / "layerwise.csv").read_text()
     a, b = Mask.load(tmp_path / "ref" / "mask.safetensors"), Mask.load(out / "mask.safetensors")
-    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert list(a) == list(b) and all(torch.equal(a[n], b[n]) for n in a)
+    wa, wb = load_file(tmp_path / "ref" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[n], wb[n]) for n in wa)
+    for n, m in b.items():                                         # pruned weights exactly zero
+        assert int(torch.count_nonzero(wb[n][~m])) == 0, n
     assert not (out / ".checkpoint").exists()
+
+
+def test_training_killed_mid_epoch_with_evaluations_resumes_identically(demo_run_inputs, tmp_path, monkeypatch,
+                                                                       quiet_checkpoints):
+    """GMP with an evaluation every epoch (the selector's state crosses the kill too)."""
+    root, make_params = demo_run_inputs
+    params = make_params("gmp", 2)
+    ref = _run(root, params, tmp_path / "ref")
+    total = ref["selection"]["total_steps"]
+    kill_at = total // 3 + 1
+    resumed, _ = _kill_and_resume(root, params, tmp_path / "killed", monkeypatch, kill_at)
+    assert len(ref["history"]) == 3
+    for key in ("rows", "history", "selection", "realized_sparsity", "mask_sparsity", "final_train_loss"):
+        assert resumed[key] == ref[key], key
+
+
+def test_checkpoint_of_other_inputs_is_discarded(demo_run_inputs, tmp_path, monkeypatch, quiet_checkpoints):
+    """Round-1 start weights replaced after a kill: the rerun starts fresh, says why, and equals a
+    fresh run on the new weights."""
+    root, make_params = demo_run_inputs
+    params = make_params("lth", 1)
+    start = _start_weights(root, params, tmp_path / "dense" / "model.safetensors", seed=0)
+    out = tmp_path / "killed"
+    with pytest.raises(Preempted):
+        _run(root, params, out, monkeypatch, kill_at=5, start_weights=start)
+    monkeypatch.undo()
+    monkeypatch.setenv("SMCBENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("SMCBENCH_CHECKPOINT_MINUTES", "0")
+    _start_weights(root, params, start, seed=1)                    # new contents, same path
+    logs = []
+    rerun = _run(root, params, out, logs=logs, start_weights=start)
+    assert not any("resuming" in line for line in logs), logs
+    assert any("discarding" in line and "changed: start_weights" in line for line in logs), logs
+    fresh = _run(root, params, tmp_path / "fresh", start_weights=start)
+    for key in ("rows", "history", "realized_sparsity", "final_train_loss"):
+        assert rerun[key] == fresh[key], key
+
+
+def test_fingerprint_covers_inputs_and_code(demo_run_inputs, tmp_path, monkeypatch):
+    from smcbench import train
+
+    root, make_params = demo_run_inputs
+    params = make_params("omp_before", 1)
+    spec = train.RunSpec(params=params, data_dir=root / "data", pretrained_dir=root / "pre", out_dir=tmp_path, seed=0)
+    fp = train.job_fingerprint(spec)
+    assert set(fp) >= {"params", "data", "pretrained", "code", "start_weights", "prev_mask", "teacher_weights"}
+    assert train.job_fingerprint(spec) == fp
+    spec2 = train.RunSpec(params={**params, "config_hash": "other"}, data_dir=root / "data",
+                          pretrained_dir=root / "pre", out_dir=tmp_path, seed=0)
+    assert train.job_fingerprint(spec2) == fp                     # the config hash is not an input
+    spec3 = train.RunSpec(params=params, data_dir=root / "data", pretrained_dir=root / "pre", out_dir=tmp_path, seed=1)
+    assert train.job_fingerprint(spec3)["params"] != fp["params"]
+    monkeypatch.setattr(train, "code_version", lambda *a: "edited")
+    assert train.job_fingerprint(spec)["code"] == "edited"

@@ -28,8 +28,12 @@ replaced last, with ``os.replace``, so a crash at any point leaves either the pr
 checkpoint or the new one, never a torn one. Loading uses ``safetensors`` and ``json`` only:
 nothing is unpickled.
 
-A checkpoint records a ``fingerprint`` (e.g. the hash of the job's params); a checkpoint with a
-different fingerprint (the config changed between attempts) is discarded, never resumed.
+A checkpoint records a ``fingerprint``: what made it. The training loop passes a dict of parts
+(the job's params and seed, the sha256 of every input file's contents — start weights, previous
+mask, teacher, prepared data, pre-trained model — and the code version); a checkpoint whose
+fingerprint differs is discarded with a log line naming the parts that changed, never resumed.
+The fingerprint may be given as a callable: it is computed only when a checkpoint is saved or
+found (hashing inputs costs time that a run without checkpoints never pays).
 """
 
 from __future__ import annotations
@@ -200,19 +204,22 @@ class Checkpointer:
         every_minutes: save when this many minutes have passed since the last save (or since the
             start); ``0`` or less saves only on a signal.
         enabled: ``False`` makes every method a no-op (no handlers, no files, ``load()`` is None).
-        fingerprint: what the checkpoint belongs to (e.g. a hash of the job's settings); a
-            checkpoint with another fingerprint is discarded by :meth:`load`.
+        fingerprint: what the checkpoint belongs to: a string (e.g. the job's settings), a dict
+            ``{part: digest}`` (so a discard can say which part changed), or a callable returning
+            either (evaluated at the first save or load). A checkpoint with another fingerprint
+            is discarded by :meth:`load`.
         signals: the signals that trigger save-and-stop (default SIGTERM and SIGUSR1).
         log: called with one line per event (save, resume, discard).
     """
 
     def __init__(self, run_dir: str | os.PathLike, every_minutes: float = 10.0, enabled: bool = True,
-                 fingerprint: str = "", signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1),
+                 fingerprint: Any = "", signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1),
                  log: Callable[[str], None] = print):
         self.dir = Path(run_dir) / ".checkpoint"
         self.every_seconds = float(every_minutes) * 60.0
         self.enabled = enabled
-        self.fingerprint = hashlib.sha256(str(fingerprint).encode()).hexdigest()[:16] if fingerprint else ""
+        self._fingerprint_source = fingerprint
+        self._fingerprint: tuple[str, dict[str, str]] | None = None
         self.log = log
         self._signal: int | None = None
         self._last_save = time.monotonic()
@@ -226,8 +233,27 @@ class Checkpointer:
                 previous[sig] = signal.signal(sig, self._handler)
         self._finalizer = weakref.finalize(self, _restore_handlers, previous, self._handler)
 
+    def _resolve_fingerprint(self) -> tuple[str, dict[str, str]]:
+        if self._fingerprint is None:
+            src = self._fingerprint_source
+            if callable(src):
+                src = src()
+            if isinstance(src, dict):
+                parts = {str(k): str(v) for k, v in src.items()}
+                combined = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+            else:
+                combined = hashlib.sha256(str(src).encode()).hexdigest()[:16] if src else ""
+                parts = {"settings": combined}
+            self._fingerprint = (combined, parts)
+        return self._fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        """The combined digest recorded in (and compared with) the checkpoint."""
+        return self._resolve_fingerprint()[0]
+
     @classmethod
-    def from_env(cls, run_dir: str | os.PathLike, fingerprint: str = "",
+    def from_env(cls, run_dir: str | os.PathLike, fingerprint: Any = "",
                  log: Callable[[str], None] = print) -> "Checkpointer":
         """The training jobs' checkpointer, tuned by ``SMCBENCH_CHECKPOINT_MINUTES``: minutes between
         periodic saves (default 10), ``0`` to save only on SIGTERM/SIGUSR1, ``off`` to disable.
@@ -296,7 +322,8 @@ class Checkpointer:
 
         tensor_name = f"tensors-{step}-{os.getpid()}.safetensors"
         _fsync_write(self.dir / tensor_name, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
-        doc = {"format": FORMAT, "fingerprint": self.fingerprint, "step": int(step),
+        combined, parts = self._resolve_fingerprint()
+        doc = {"format": FORMAT, "fingerprint": combined, "fingerprint_parts": parts, "step": int(step),
                "tensors": tensor_name, "state": structure, "saved_at": time.time()}
         _fsync_write(self.dir / _STATE, lambda p: p.write_text(json.dumps(doc), encoding="utf-8"))
         for old in self.dir.glob("tensors-*.safetensors"):
@@ -320,10 +347,13 @@ class Checkpointer:
             doc = json.loads(path.read_text(encoding="utf-8"))
             if doc.get("format") != FORMAT:
                 raise ValueError(f"unknown format {doc.get('format')!r}")
-            if doc.get("fingerprint") != self.fingerprint:
-                self.log(f"checkpoint: discarding {self.dir}: it belongs to other settings "
-                         f"(fingerprint {doc.get('fingerprint')!r} != {self.fingerprint!r})")
-                self.clear()
+            combined, parts = self._resolve_fingerprint()
+            if doc.get("fingerprint") != combined:
+                old = doc.get("fingerprint_parts") or {}
+                changed = [k for k in parts if old.get(k) != parts[k]] + [k for k in old if k not in parts]
+                self.log(f"checkpoint: discarding {self.dir}: it was made by another job "
+                         f"(changed: {', '.join(changed) or 'fingerprint'}); starting over")
+                shutil.rmtree(self.dir, ignore_errors=True)  # not clear(): keep the signal handlers
                 return None
             tensors = load_file(str(self.dir / doc["tensors"]), device=str(device))
             state = _unflatten(doc["state"], tensors)

@@ -144,6 +144,7 @@ def _spec(a, save_model: bool = False):
     return RunSpec(params=params, data_dir=Path(a.data), pretrained_dir=Path(a.pretrained), out_dir=Path(a.out),
                    seed=a.seed, start_weights=Path(a.start_weights) if getattr(a, "start_weights", None) else None,
                    prev_mask=Path(a.prev_mask) if getattr(a, "prev_mask", None) else None,
+                   teacher_weights=Path(a.teacher_weights) if getattr(a, "teacher_weights", None) else None,
                    save_model=save_model, log=_logger(a.log))
 
 
@@ -259,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None)
         if name == "train":
             p.add_argument("--start-weights", default=None)
-            p.add_argument("--prev-mask", default=None)
+            p.add_argument("--prev-mask", default=None,
+                           help="the mask to start from (IMP: round k-1's; before/during methods: the shared "
+                                "before-training mask; without it the job computes that mask itself, seeded)")
+            p.add_argument("--teacher-weights", default=None,
+                           help="dense fine-tune weights for methods that distill from it")
             p.add_argument("--save-model", action="store_true")
         p.set_defaults(fn=fn)
 

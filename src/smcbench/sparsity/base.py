@@ -12,6 +12,11 @@ the resolved scope, the target, the seed, a way to get gradients on training bat
         method.on_after_optimizer_step(ctx, step)    # enforce the mask; GMP / RigL updates
     mask = method.on_train_end(ctx)         # the final mask (saved with the run)
 
+A method owns its state: the mask, its schedule position, its history and any cache. The loop
+saves ``method.state_dict()`` in its resumable checkpoint and, on resume, calls
+``method.on_train_begin(ctx)`` then ``method.load_state_dict(state)``; it never touches the
+method's tensors itself.
+
 A new method is one subclass of :class:`SparseMethod` plus one entry in ``registry.METHODS`` and
 one key under ``methods:`` in the config.
 """
@@ -75,6 +80,12 @@ class SparsityContext:
         return {name: named[name] for name in self.scope}
 
 
+def _registered() -> dict:
+    from .registry import METHODS
+
+    return METHODS
+
+
 class SparseMethod:
     """Base class of every sparse method. Subclasses override what they need.
 
@@ -85,10 +96,32 @@ class SparseMethod:
     """
 
     def __init__(self, name: str, info: "MethodInfo", settings: dict[str, Any] | None = None):
+        from .registry import method_settings
+
+        from .settings import MethodSettings
+
         self.name = name
         self.info = info
-        self.settings = dict(settings or {})
+        #: the typed settings (the dataclass named by ``info.settings``), checked on construction
+        if isinstance(settings, MethodSettings):
+            self.config = settings
+            self.settings = settings.to_dict()
+        else:
+            self.settings = dict(settings or {})
+            self.config = method_settings(name, self.settings) if name in _registered() else None
         self.mask: Mask | None = None
+
+    # --- state (resume) --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes during training (tensors, numbers, lists, dicts), for the
+        resumable checkpoint. Subclasses extend it (schedule position, history)."""
+        return {"mask": None if self.mask is None else {n: t.detach().clone() for n, t in self.mask.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` after :meth:`on_train_begin` of a resumed run. The mask is a
+        new :class:`Mask` object, so nothing cached from the start-of-training mask survives."""
+        mask = state.get("mask")
+        self.mask = None if mask is None else Mask({n: t.to(torch.bool) for n, t in mask.items()})
 
     # --- before training -------------------------------------------------------------------
     def compute_mask(self, ctx: SparsityContext) -> Mask | None:

@@ -159,25 +159,107 @@ class Mask(Mapping[str, torch.Tensor]):
 
     # --- persistence -----------------------------------------------------------------------
     def save(self, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
-        """Write as safetensors (bool tensors), atomically (write then rename)."""
+        """Write bit-packed (8 weights per byte), atomically (write then rename).
+
+        The file is safetensors: one uint8 tensor per parameter (``numpy.packbits`` of the
+        flattened bool mask, big-endian bit order) and the metadata ``format`` =
+        :data:`PACKED_FORMAT`, ``names`` (JSON list, model order) and ``shapes`` (JSON
+        ``{name: shape}``)."""
+        import numpy as np
         from safetensors.torch import save_file
 
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        meta = {"format": "smcbench-mask", "names": json.dumps(list(self._t))}
+        meta = {"format": PACKED_FORMAT, "names": json.dumps(list(self._t)),
+                "shapes": json.dumps({n: list(t.shape) for n, t in self._t.items()})}
         meta.update({k: str(v) for k, v in (metadata or {}).items()})
-        save_file({n: t.detach().cpu().contiguous() for n, t in self._t.items()}, str(tmp), metadata=meta)
+        packed = {n: torch.from_numpy(np.packbits(t.detach().cpu().reshape(-1).numpy()))
+                  for n, t in self._t.items()}
+        save_file(packed, str(tmp), metadata=meta)
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Mask":
-        """Read a mask written by :meth:`save` (safetensors only; nothing is unpickled)."""
-        from safetensors import safe_open
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
+             expect: Mapping[str, torch.Tensor] | None = None, what: str = "mask") -> "Mask":
+        """Read a mask written by :meth:`save` (bit-packed) or by older versions (one bool tensor
+        per parameter). Safetensors only; nothing is unpickled.
 
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            meta = f.metadata() or {}
-            names: Iterable[str] = json.loads(meta["names"]) if "names" in meta else f.keys()
-            return cls({n: f.get_tensor(n) for n in names})
+        ``expect`` (name -> parameter, e.g. the scope's parameters) checks names and shapes: a
+        mask for another model, a transposed tensor of the same size, or a missing/extra tensor
+        is refused. Every problem raises :class:`MaskError` naming the file, the tensor, what was
+        expected and what was found."""
+        import numpy as np
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise MaskError(f"{what} {path} does not exist")
+        if path.stat().st_size == 0:
+            raise MaskError(f"{what} {path} is empty (0 bytes)")
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                keys = list(f.keys())
+                names: list[str] = json.loads(meta["names"]) if "names" in meta else keys
+                raw = {n: f.get_tensor(n) for n in names if n in keys}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise MaskError(f"{what} {path} is not a readable safetensors file ({e})") from None
+        absent = [n for n in names if n not in raw]
+        if absent:
+            raise MaskError(f"{what} {path}: its metadata lists tensors the file lacks: {absent[:3]}")
+        tensors: dict[str, torch.Tensor] = {}
+        if meta.get("format") == PACKED_FORMAT:
+            try:
+                shapes = {n: tuple(int(d) for d in v) for n, v in json.loads(meta["shapes"]).items()}
+            except (KeyError, ValueError, TypeError) as e:
+                raise MaskError(f"{what} {path}: bit-packed mask without valid 'shapes' metadata ({e})") from None
+            for n in names:
+                t = raw[n]
+                if n not in shapes:
+                    raise MaskError(f"{what} {path}: no shape recorded for tensor {n!r}")
+                numel = 1
+                for d in shapes[n]:
+                    numel *= d
+                if t.dtype != torch.uint8 or t.dim() != 1 or t.numel() != (numel + 7) // 8:
+                    raise MaskError(f"{what} {path}: tensor {n!r} should be {(numel + 7) // 8} packed bytes "
+                                    f"(uint8) for shape {shapes[n]}, found {t.dtype} {tuple(t.shape)}")
+                bits = np.unpackbits(t.numpy(), count=numel).astype(bool)
+                tensors[n] = torch.from_numpy(bits).reshape(shapes[n])
+        else:
+            for n in names:
+                t = raw[n]
+                if t.dtype != torch.bool:
+                    raise MaskError(f"{what} {path}: tensor {n!r} has dtype {t.dtype}, expected bool "
+                                    f"(True = kept) or a bit-packed smcbench mask")
+                tensors[n] = t
+        if expect is not None:
+            check_mask_fits(tensors, expect, f"{what} {path}")
+        return cls({n: t.to(device) for n, t in tensors.items()})
+
+
+#: ``format`` metadata of bit-packed mask files.
+PACKED_FORMAT = "smcbench-mask-packed/1"
+
+
+class MaskError(ValueError):
+    """A mask file or tensor that cannot be used; the message names file, tensor, expected, found."""
+
+
+def check_mask_fits(mask: Mapping[str, torch.Tensor], expect: Mapping[str, torch.Tensor], what: str = "mask") -> None:
+    """Refuse a mask whose names or shapes differ from ``expect`` (name -> parameter)."""
+    extra = [n for n in mask if n not in expect]
+    if extra:
+        raise MaskError(f"{what} names tensor(s) that are not in the pruning scope: {extra[:3]} "
+                        f"(scope has {len(expect)} tensors, e.g. {list(expect)[:2]})")
+    missing = [n for n in expect if n not in mask]
+    if missing:
+        raise MaskError(f"{what} lacks scope tensor(s) {missing[:3]} ({len(missing)} missing of {len(expect)})")
+    for n, t in mask.items():
+        want = tuple(expect[n].shape)
+        if tuple(t.shape) != want:
+            raise MaskError(f"{what}: tensor {n!r} has shape {tuple(t.shape)}, expected {want}")
+        if t.dtype != torch.bool:
+            raise MaskError(f"{what}: tensor {n!r} has dtype {t.dtype}, expected bool")
 
 
 #: Optimizer state entries that are per-weight moments (zeroed for pruned / regrown weights).

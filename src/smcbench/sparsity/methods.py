@@ -37,19 +37,6 @@ __all__ = ["Dense", "MaskedMethod", "LotteryTicket", "IMPLearningRateRewinding",
            "gmp_prune_steps", "rigl_drop_fraction", "rewind_"]
 
 
-def _setting(settings: Mapping[str, Any], key: str, default, kind=float, lo=None, hi=None,
-             method: str = "?"):
-    """Read one setting with a clear error naming the method, key, value and valid range."""
-    value = settings.get(key, default)
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"methods.{method}.{key}={value!r} is not a {kind.__name__}") from None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(f"methods.{method}.{key}={value!r} is outside [{lo}, {hi}]")
-    return value
-
-
 def prune_to(ctx: SparsityContext, scorer: Scorer, target_sparsity: float,
              eligible: Mask | None = None) -> tuple[Mask, Selection]:
     """Global selection over ``ctx.scope``: prune exactly ``num_to_prune(target, N)`` weights.
@@ -118,7 +105,27 @@ class MaskedMethod(SparseMethod):
     def __init__(self, name: str, info, settings: dict[str, Any] | None = None):
         super().__init__(name, info, settings)
         self.last_selection: Selection | None = None
+        self._restored_selection: dict[str, Any] | None = None
         self.target_sparsity: float | None = None
+
+    def _selection_summary(self) -> dict[str, Any]:
+        sel = self.last_selection
+        if sel is not None:
+            return {"threshold": sel.threshold, "ties_at_threshold": sel.ties_at_threshold,
+                    "ties_pruned": sel.ties_pruned}
+        return dict(self._restored_selection or {"threshold": None, "ties_at_threshold": 0, "ties_pruned": 0})
+
+    def state_dict(self) -> dict[str, Any]:
+        """The mask, the target and the last selection's summary (threshold, ties)."""
+        out = super().state_dict()
+        out.update(target_sparsity=self.target_sparsity, selection=self._selection_summary())
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.target_sparsity = state.get("target_sparsity", self.target_sparsity)
+        self.last_selection = None
+        self._restored_selection = dict(state.get("selection") or {})
 
     def make_scorer(self, ctx: SparsityContext) -> Scorer:
         """The criterion of this method (default: :attr:`scorer`)."""
@@ -150,10 +157,7 @@ class MaskedMethod(SparseMethod):
         and tie counts."""
         out = super().stats()
         out["target_sparsity"] = self.target_sparsity
-        sel = self.last_selection
-        out.update({"threshold": sel.threshold if sel else None,
-                    "ties_at_threshold": sel.ties_at_threshold if sel else 0,
-                    "ties_pruned": sel.ties_pruned if sel else 0})
+        out.update(self._selection_summary())
         return out
 
 
@@ -177,7 +181,7 @@ class Snip(MaskedMethod):
 
     def make_scorer(self, ctx: SparsityContext) -> Scorer:
         """A :class:`SnipScorer` with ``settings['num_batches']``."""
-        return SnipScorer(_setting(self.settings, "num_batches", 1, int, 1, None, self.name))
+        return SnipScorer(self.config.num_batches)
 
 
 class LotteryTicket(MaskedMethod):
@@ -193,7 +197,7 @@ class LotteryTicket(MaskedMethod):
     rewind = True
 
     def _prune_fraction(self) -> float:
-        return _setting(self.settings, "prune_fraction", 0.2, float, 1e-9, 1 - 1e-9, self.name)
+        return self.config.prune_fraction
 
     def compute_mask(self, ctx: SparsityContext) -> Mask:
         """Global magnitude among round k-1's survivors to exactly ``ctx.target_sparsity``."""
@@ -270,11 +274,7 @@ class GradualMagnitude(MaskedMethod):
 
     def __init__(self, name: str, info, settings: dict[str, Any] | None = None):
         super().__init__(name, info, settings)
-        self.t0 = _setting(self.settings, "t0", 0.1, float, 0.0, 1.0, name)
-        self.t1 = _setting(self.settings, "t1", 0.8, float, 0.0, 1.0, name)
-        if self.t1 < self.t0:
-            raise ValueError(f"methods.{name}: t1={self.t1} < t0={self.t0} (need 0 <= t0 <= t1 <= 1)")
-        self.delta_t = _setting(self.settings, "delta_t", 1000, int, 1, None, name)
+        self.t0, self.t1, self.delta_t = self.config.t0, self.config.t1, self.config.delta_t
         self._steps: set[int] = set()
         self._t0s = self._t1s = 0
 
@@ -352,18 +352,26 @@ class RigL(MaskedMethod):
 
     def __init__(self, name: str, info, settings: dict[str, Any] | None = None):
         super().__init__(name, info, settings)
-        self.delta_t = _setting(self.settings, "delta_t", 1000, int, 1, None, name)
-        self.alpha = _setting(self.settings, "alpha", 0.5, float, 0.0, 1.0, name)
-        self.alpha_min = _setting(self.settings, "alpha_min", 0.005, float, 0.0, 1.0, name)
-        self.t_end = _setting(self.settings, "t_end", 1.0, float, 0.0, 1.0, name)
+        c = self.config
+        self.delta_t, self.alpha, self.alpha_min, self.t_end = c.delta_t, c.alpha, c.alpha_min, c.t_end
         self.history: list[dict[str, Any]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """Adds the update history (its length is the schedule position)."""
+        out = super().state_dict()
+        out["history"] = [dict(h) for h in self.history]
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.history = [dict(h) for h in state.get("history", [])]
 
     def compute_mask(self, ctx: SparsityContext) -> Mask:
         """The mask of the init method (``info.init_mask_from``), computed here when the ``mask``
         rule did not provide one; its settings come from ``settings['init_settings']``."""
         from .registry import build_method
 
-        init = build_method(self.info.init_mask_from, dict(self.settings.get("init_settings", {})))
+        init = build_method(self.info.init_mask_from, dict(self.config.init_settings))
         mask = init.compute_mask(ctx)
         self.last_selection = getattr(init, "last_selection", None)
         return mask
