@@ -1,14 +1,22 @@
-"""Config validation, the run plan and per-job params (torch-free parts of the pipeline)."""
+"""Config validation, typed settings, the run plan and per-job params (torch-free parts of the pipeline)."""
 
+import ast
+import copy
 import json
+import re
+import subprocess
+import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import yaml
 
 from smcbench import config as C
+from smcbench import settings as S
 
 ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "smcbench"
 
 
 def base_cfg():
@@ -16,7 +24,8 @@ def base_cfg():
         "suite": "t", "seeds": [0, 1], "levels": [1, 2, 3],
         "methods": {"dense": {}, "lth": {"prune_fraction": 0.2}, "gmp": {"delta_t": 10}, "snip": {},
                     "snip+rigl": {"delta_t": 5}},
-        "datasets": {"d": {"family": "commonsense", "source": "synthetic", "models": ["m"]}},
+        "datasets": {"d": {"family": "commonsense", "source": "synthetic", "models": ["m"],
+                           "settings": {"variant": "easy"}}},
         "models": {"m": {"family": "commonsense", "arch": "roberta_mc", "source": "synthetic"}},
     }
 
@@ -42,25 +51,58 @@ def test_shipped_configs_validate(path):
     assert len(dense) == len({(r.dataset, r.fold, r.model, r.seed) for r in dense})
 
 
+@pytest.mark.parametrize("path", ["config.yaml", "workflow/configs/demo.yaml"])
+def test_shipped_configs_through_the_cli(path):
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "validate", "--config", path], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert ": ok (" in proc.stdout
+
+
 @pytest.mark.parametrize("mutate, message", [
-    (lambda c: c["methods"].update({"SNIP": {}}), "unknown method 'SNIP' in config.methods (known: dense, lth"),
-    (lambda c: c.update({"levels": [0]}), "bad level 0 in levels"),
-    (lambda c: c["datasets"]["d"].update({"scope": "everything"}), "unknown scope 'everything' in datasets.d.scope (known: paper"),
+    (lambda c: c["methods"].update({"SNIP": {}}), "unknown method 'SNIP' in config.methods; did you mean 'snip'?"),
+    (lambda c: c.update({"levels": [0]}), "levels[0]=0 is out of range: must be in [1, 20]"),
+    (lambda c: c["datasets"]["d"].update({"scope": "everything"}), "unknown scope 'everything' in datasets.d.scope"),
     (lambda c: c["datasets"]["d"].update({"scope": "modules:Q+X"}), "bad module subset 'modules:Q+X'"),
     (lambda c: c["datasets"]["d"].update({"models": ["nope"]}), "unknown model 'nope' for dataset 'd'"),
     (lambda c: c["datasets"]["d"].update({"family": "vision"}), "unknown family 'vision' for dataset 'd'"),
     (lambda c: c["datasets"]["d"].update({"source": "/no/such/folder"}), "local path '/no/such/folder' does not exist"),
     (lambda c: c.update({"extra_runs": [{"name": "x", "datasets": ["d"], "methods": ["gmp"], "targets": [1.0]}]}),
-     "bad target sparsity 1.0"),
+     "extra_runs[0].targets[0]=1.0 is out of range: must be in (0, 1)"),
     (lambda c: c["methods"].pop("snip"), "method 'snip+rigl' starts from 'snip'"),
     (lambda c: c["methods"].pop("dense"), "must contain 'dense'"),
-    (lambda c: c["models"]["m"].update({"arch": "gpt2"}), "unknown arch 'gpt2' for commonsense model 'm' (known: roberta_mc"),
-    (lambda c: c.update({"device": "tpu"}), "bad device 'tpu'"),
+    (lambda c: c["models"]["m"].update({"arch": "gpt2"}), "unknown arch 'gpt2' for commonsense model 'm'"),
+    (lambda c: c.update({"device": "tpu"}), "device='tpu' is not one of auto, cpu, cuda"),
 ])
 def test_bad_configs_name_the_value(mutate, message):
     cfg = base_cfg()
     mutate(cfg)
-    with pytest.raises(C.ConfigError, match=None) as e:
+    with pytest.raises(C.ConfigError) as e:
+        C.validate_config(cfg)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.update({"trainng": {"lr": 1}}), "trainng is not a top-level setting: did you mean datasets.<name>.training?"),
+    (lambda c: c.update({"run_method": ["dense"]}), "run_method is not a setting; did you mean 'run_methods'?"),
+    (lambda c: c["datasets"]["d"].update({"training": {"warmup_step": 10}}),
+     "datasets.d.training.warmup_step is not a setting; did you mean 'warmup_steps'?"),
+    (lambda c: c["datasets"]["d"]["settings"].update({"max_lenght": 10}),
+     "datasets.d.settings.max_lenght is not a setting; did you mean 'max_length'?"),
+    (lambda c: c["methods"]["dense"].update({"nonsense_setting": 1}), "unknown setting 'nonsense_setting' for method 'dense'"),
+    (lambda c: c["models"]["m"].update({"settings": {"hiden_size": 8}}),
+     "models.m.settings.hiden_size is not a setting; did you mean 'hidden_size'?"),
+    (lambda c: c["datasets"]["d"].update({"method_overrides": {"gmp": {"delta": 3}}}),
+     "unknown setting 'delta' for method 'gmp'; did you mean 'delta_t'?"),
+    (lambda c: c["datasets"]["d"].update({"fold": [0]}), "datasets.d.fold is not a setting; did you mean 'folds'?"),
+    (lambda c: c.update({"extra_runs": [{"name": "x", "datasets": ["d"], "methods": ["gmp"], "target": [0.5]}]}),
+     "extra_runs[0].target is not a setting; did you mean 'targets'?"),
+    (lambda c: c.update({"resources": {"train": {"mem": 10}}}), "resources.train.mem is not a setting; did you mean 'mem_mb'?"),
+])
+def test_unknown_keys_name_the_path_and_the_closest_valid_key(mutate, message):
+    cfg = base_cfg()
+    mutate(cfg)
+    with pytest.raises(C.ConfigError) as e:
         C.validate_config(cfg)
     assert message in str(e.value)
 
@@ -73,28 +115,68 @@ def test_wrong_model_family_for_dataset():
         C.validate_config(cfg)
 
 
-def test_params_hold_only_the_jobs_own_settings():
-    cfg = base_cfg()
+def test_params_hold_only_the_jobs_own_settings_with_defaults_filled():
+    cfg = C.validate_config(base_cfg())
     p = json.loads(C.train_params(cfg, "d", "m", "gmp", "paper", "s0.3600"))
-    assert p["method"] == "gmp" and p["method_settings"] == {"delta_t": 10}
+    assert p["method"] == "gmp" and p["method_settings"] == {"t0": 0.1, "t1": 0.8, "delta_t": 10}
     assert p["level"] == 2 and p["target_sparsity"] == pytest.approx(0.36)
     assert "lth" not in json.dumps(p)  # another method's settings never leak into this job
+    # the full typed recipe, defaults filled; "unset" keys stay absent
+    training = p["task"]["training"]
+    declared = {f.name for f in fields(S.CommonsenseTraining)}
+    assert set(training) == declared - {"max_steps", "warmup_steps"}
+    assert training["lr"] == 1e-4 and training["batch_size"] == 16 and training["schedule"] == "linear"
+    assert p["task"]["max_length"] == 128 and p["task"]["validation_fraction"] == 0.1
+    assert p["task"]["model"]["settings"]["hidden_size"] == 64
+    typed = S.parse_training("commonsense", training)
+    assert typed.lr == 1e-4 and typed.warmup_steps is None
     # canonical: key order in the config does not matter
-    cfg2 = base_cfg()
+    cfg1, cfg2 = base_cfg(), base_cfg()
+    cfg1["methods"]["gmp"] = {"delta_t": 10, "t0": 0.1}
     cfg2["methods"]["gmp"] = dict(reversed(list({"delta_t": 10, "t0": 0.1}.items())))
-    cfg["methods"]["gmp"] = {"delta_t": 10, "t0": 0.1}
-    assert C.train_params(cfg, "d", "m", "gmp", "paper", "s0.3600") == C.train_params(cfg2, "d", "m", "gmp", "paper", "s0.3600")
+    C.validate_config(cfg1), C.validate_config(cfg2)
+    assert C.train_params(cfg1, "d", "m", "gmp", "paper", "s0.3600") == C.train_params(cfg2, "d", "m", "gmp", "paper", "s0.3600")
+    # a default written out explicitly gives the same params as the default left out
+    cfg3 = base_cfg()
+    cfg3["datasets"]["d"]["training"] = {"lr": 1e-4, "schedule": "linear"}
+    cfg3["methods"]["gmp"] = {"delta_t": 10, "t1": 0.8}
+    C.validate_config(cfg3)
+    assert C.train_params(cfg3, "d", "m", "gmp", "paper", "s0.3600") == C.train_params(cfg, "d", "m", "gmp", "paper", "s0.3600")
+
+
+def test_yaml_number_without_a_dot_is_a_number():
+    cfg = base_cfg()
+    cfg["datasets"]["d"]["training"] = yaml.safe_load("{lr: 1e-5}")  # YAML 1.1 reads this as a string
+    assert cfg["datasets"]["d"]["training"]["lr"] == "1e-5"
+    C.validate_config(cfg)
+    assert cfg["datasets"]["d"]["training"]["lr"] == 1e-5
+
+
+def test_validation_is_idempotent_and_fills_defaults_in_place():
+    cfg = base_cfg()
+    assert C.validate_config(cfg) is cfg
+    assert cfg["run_methods"] == ["dense", "lth", "gmp", "snip", "snip+rigl"] and cfg["device"] == "auto"
+    assert cfg["datasets"]["d"]["scope"] == "paper" and cfg["datasets"]["d"]["enabled"] is True
+    again = copy.deepcopy(cfg)
+    C.validate_config(again)
+    assert again == cfg
 
 
 def test_method_overrides_per_dataset():
     cfg = base_cfg()
     cfg["datasets"]["d"]["method_overrides"] = {"gmp": {"delta_t": 500}}
+    C.validate_config(cfg)
     assert json.loads(C.train_params(cfg, "d", "m", "gmp", "paper", "s0.2000"))["method_settings"]["delta_t"] == 500
+    bad = base_cfg()
+    bad["datasets"]["d"]["method_overrides"] = {"gmp": {"t0": 0.9}}  # merged: t0 0.9 > t1 0.8
+    with pytest.raises(C.ConfigError, match=r"datasets\.d\.method_overrides\.gmp.*t0=0.9"):
+        C.validate_config(bad)
 
 
 def test_extra_runs_and_disabled_datasets():
     cfg = base_cfg()
-    cfg["datasets"]["off"] = {"family": "commonsense", "source": "synthetic", "models": ["m"], "enabled": False}
+    cfg["datasets"]["off"] = {"family": "commonsense", "source": "synthetic", "models": ["m"], "enabled": False,
+                              "settings": {"variant": "hard"}}
     cfg["extra_runs"] = [{"name": "modulewise", "datasets": ["d"], "methods": ["gmp"], "scopes": ["modules:Q+K"],
                           "targets": [0.05]}]
     C.validate_config(cfg)
@@ -115,12 +197,126 @@ def test_demo_config_yaml_is_plain():
 def test_per_dataset_run_methods():
     cfg = base_cfg()
     cfg["datasets"]["d2"] = {"family": "commonsense", "source": "synthetic", "models": ["m"],
-                             "run_methods": ["dense", "gmp"]}
+                             "run_methods": ["dense", "gmp"], "settings": {"variant": "hard"}}
     C.validate_config(cfg)
     runs = list(C.iter_runs(cfg))
     assert {r.method for r in runs if r.dataset == "d2"} == {"dense", "gmp"}
     assert {r.method for r in runs if r.dataset == "d"} == {"dense", "lth", "gmp", "snip", "snip+rigl"}
-    cfg["datasets"]["d2"]["run_methods"] = ["snip+rigl"]
+    cfg = base_cfg()
+    cfg["run_methods"] = ["dense", "lth"]
+    cfg["datasets"]["d2"] = {"family": "commonsense", "source": "synthetic", "models": ["m"],
+                             "run_methods": ["snip+rigl"], "settings": {"variant": "hard"}}
     cfg["methods"].pop("snip")
     with pytest.raises(C.ConfigError, match="starts from 'snip'"):
         C.validate_config(cfg)
+
+
+# --- one definition: families, methods, schema, reference ---------------------------------------
+def test_family_and_method_lists_are_defined_once():
+    from smcbench import tasks
+    from smcbench.sparsity.registry import METHODS
+
+    assert list(S.FAMILY_SETTINGS) == list(tasks.FAMILIES) == list(tasks.ARCHS)
+    assert C.FAMILIES is tasks.FAMILIES
+    schema = S.json_schema()
+    assert schema["$defs"]["DatasetEntry"]["properties"]["family"]["enum"] == list(tasks.FAMILIES)
+    assert list(schema["properties"]["methods"]["properties"]) == list(METHODS)
+
+
+def test_schema_file_is_generated_from_the_settings():
+    text = (ROOT / "workflow/schemas/config.schema.yaml").read_text()
+    assert yaml.safe_load(text) == S.json_schema(), \
+        "workflow/schemas/config.schema.yaml is stale: run `python -m smcbench.settings --write`"
+
+
+def test_configuration_reference_is_generated_from_the_settings():
+    text = (ROOT / "docs/configuration.md").read_text()
+    start, end = text.index(S.BEGIN) + len(S.BEGIN), text.index(S.END)
+    assert text[start:end].strip() == S.reference_markdown().strip(), \
+        "docs/configuration.md's reference is stale: run `python -m smcbench.settings --write`"
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "workflow/configs/demo.yaml"])
+def test_schema_accepts_the_shipped_configs_and_refuses_unknown_keys(path):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(ROOT / "workflow/schemas/config.schema.yaml")
+    raw = yaml.safe_load((ROOT / path).read_text())
+    validate(copy.deepcopy(raw), schema)
+    ds = next(iter(raw["datasets"]))
+    for mutate in (lambda c: c.update(trainng={}),
+                   lambda c: c["datasets"][ds].setdefault("training", {}).update(warmup_step=1),
+                   lambda c: c["methods"]["dense"].update(nonsense_setting=1)):
+        bad = copy.deepcopy(raw)
+        mutate(bad)
+        with pytest.raises(WorkflowError):
+            validate(bad, schema)
+
+
+def _reads(path: Path, names: str) -> dict[str, object]:
+    """``key -> default`` of every ``<name>.get("key"[, default])`` in ``path`` for the variable
+    names in ``names`` (a regex alternation); a default that is not a literal maps to ``...``."""
+    out: dict[str, object] = {}
+    for m in re.finditer(rf"\b(?:{names})\.get\(\"(\w+)\"(?:,\s*([^()]*?(?:\([^()]*\))?[^()]*?))?\)", path.read_text()):
+        key, default = m.group(1), m.group(2)
+        try:
+            value = ast.literal_eval(default) if default else None
+        except (ValueError, SyntaxError):
+            value = ...
+        out.setdefault(key, value)
+    return out
+
+
+def _same_default(code, declared) -> bool:
+    if code is ... or code is None or declared is None:
+        return True
+    if isinstance(code, (list, tuple)):
+        return list(code) == list(declared)
+    return code == declared
+
+
+def test_every_training_key_the_loop_reads_is_declared_with_its_default():
+    declared = {f.name: f.default for f in fields(S.TrainingSettings)}
+    reads = _reads(SRC / "train.py", "training")
+    assert reads, "no training.get(...) found in train.py"
+    for key, default in reads.items():
+        assert key in declared, f"train.py reads training.{key}, which smcbench.settings.TrainingSettings lacks"
+        assert _same_default(default, declared[key]), f"training.{key}: train.py default {default!r} != {declared[key]!r}"
+
+
+def test_the_loop_knows_every_declared_schedule():
+    pytest.importorskip("torch")
+    from smcbench import train
+
+    assert tuple(train.SCHEDULES) == S.SCHEDULES
+
+
+@pytest.mark.parametrize("family", list(S.FAMILY_SETTINGS))
+def test_every_setting_a_family_reads_is_declared(family):
+    """Keys read from dataset/model/training settings in a family's modules exist in its classes."""
+    fam = S.FAMILY_SETTINGS[family]
+    declared = {}
+    for cls in (fam.model, fam.training, fam.dataset):
+        declared.update({f.name: f.default for f in fields(cls)})
+    prefix = {"arithmetic": "arith"}.get(family, family)
+    files = [p for p in (SRC / "tasks").rglob("*.py") if p.name.startswith(prefix) or family in p.parts]
+    files += [p for p in (SRC / "tasks").glob("synthetic_*.py") if family in p.name]
+    assert files
+    names = r"settings|s|ms|self\.ms|self\.settings|model_settings|self\.model_settings|training|self\.training"
+    for path in files:
+        for key, default in _reads(path, names).items():
+            if key in ("model", "training", "settings", "arch", "source"):
+                continue
+            assert key in declared, f"{path.name} reads {key!r}, which {family}'s settings classes do not declare"
+
+
+# --- cost ------------------------------------------------------------------------------------------
+def test_validation_is_cheap_and_params_are_not_revalidated(monkeypatch):
+    cfg = C.load_config(ROOT / "config.yaml")
+    calls = []
+    monkeypatch.setattr(S, "parse", lambda *a, **k: calls.append(a))
+    runs = list(C.iter_runs(cfg))
+    for r in runs[:500]:
+        C.train_params(cfg, r.dataset, r.model, r.method, r.scope, r.level)
+    assert not calls  # params read the normalized config; nothing is parsed again per job

@@ -10,21 +10,22 @@ One fact, one place:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import settings as S
 from .sparsity.registry import METHODS, method_info
-from .tasks import ARCHS
+from .tasks import ARCHS, FAMILIES
 
-FAMILIES = ("commonsense", "arithmetic", "protein", "translation")
 DENSE = "dense"
 
 
-class ConfigError(ValueError):
+class ConfigError(S.SettingsError):
     """A bad config value; the message names the value, where it is, and the valid choices."""
 
 
@@ -55,7 +56,7 @@ def config_hash(obj: Any) -> str:
 
 # --- loading and validation ---------------------------------------------------------------
 def load_config(path: str | os.PathLike) -> dict:
-    """Read a YAML config and validate it (raises :class:`ConfigError`)."""
+    """Read a YAML config, validate it and fill in defaults (raises :class:`ConfigError`)."""
     import yaml
 
     path = Path(path)
@@ -72,24 +73,24 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def _scope_names() -> tuple[str, ...]:
-    try:
-        from .sparsity.scope_names import SCOPES
-    except ImportError:  # engine not installed yet: accept the documented names
-        SCOPES = ("paper", "no_embeddings", "no_heads", "attn_ffn")
+    from .sparsity.scope_names import SCOPES
+
     return tuple(SCOPES)
 
 
-def validate_scope_name(scope: str, where: str) -> None:
+def validate_scope_name(scope: Any, where: str) -> None:
     known = _scope_names()
     if scope in known:
         return
-    if scope.startswith("modules:"):
+    if isinstance(scope, str) and scope.startswith("modules:"):
         parts = scope[len("modules:"):].split("+")
         bad = [p for p in parts if p not in ("Q", "K", "V", "O", "FFN")]
-        if parts and not bad and all(parts):
+        if parts and not bad and all(parts) and len(set(parts)) == len(parts):
             return
-        raise ConfigError(f"bad module subset {scope!r} in {where} (use modules:<A>+<B>… with A, B in Q, K, V, O, FFN)")
-    raise ConfigError(f"unknown scope {scope!r} in {where} (known: {', '.join(known)}, or modules:Q+K+…)")
+        raise ConfigError(f"bad module subset {scope!r} in {where} (use modules:<A>+<B>… with A, B in Q, K, V, O, FFN, "
+                          "each once)")
+    raise ConfigError(f"unknown scope {scope!r} in {where}{S.did_you_mean(scope, known)} "
+                      f"(known: {', '.join(known)}, or modules:Q+K+…)")
 
 
 def _check_levels(levels: Any, where: str) -> None:
@@ -105,115 +106,258 @@ def _check_target(s: Any, where: str) -> None:
         raise ConfigError(f"bad target sparsity {s!r} in {where}: must be strictly between 0 and 1")
 
 
-def validate_config(cfg: dict) -> None:
-    """Check names and values before any job runs; raise :class:`ConfigError` naming the problem."""
-    for key in ("suite", "seeds", "levels", "methods", "datasets", "models"):
-        if key not in cfg:
-            raise ConfigError(f"config is missing the required key {key!r}")
-    if not isinstance(cfg["suite"], str) or not cfg["suite"].replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"bad suite name {cfg['suite']!r}: use letters, digits, '-' or '_'")
-    seeds = cfg["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ConfigError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
-    _check_levels(cfg["levels"], "levels")
-    if cfg.get("device", "auto") not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"bad device {cfg['device']!r} (use auto, cpu or cuda)")
+#: keys that belong to a dataset entry, for the hint when one is written at the top level
+_ENTRY_KEYS = ("training", "settings", "folds", "scope", "method_overrides", "family", "source")
 
-    methods = cfg["methods"] or {}
-    for name, settings in methods.items():
-        if name not in METHODS:
-            raise ConfigError(f"unknown method {name!r} in config.methods (known: {', '.join(METHODS)})")
-        if settings is not None and not isinstance(settings, dict):
-            raise ConfigError(f"settings of method {name!r} must be a mapping, got {settings!r}")
-    run_methods = cfg.get("run_methods", list(methods))
-    per_dataset = [(f"datasets.{d}.run_methods", e["run_methods"]) for d, e in (cfg["datasets"] or {}).items()
-                   if isinstance(e, dict) and "run_methods" in e]
-    for where, names in [("run_methods", run_methods)] + per_dataset:
-        for name in names:
-            _check_run_method(cfg, methods, name, where)
+
+def validate_config(cfg: dict) -> dict:
+    """Check every name and value before any job runs, then fill in the defaults in place (so each
+    job's params carry its full typed settings). Raises :class:`ConfigError` naming the key path,
+    the value and what is valid. Returns ``cfg``. Idempotent."""
+    try:
+        _validate(cfg)
+    except S.SettingsError as e:
+        raise ConfigError(str(e)) from None
+    return cfg
+
+
+def _validate(cfg: dict) -> None:
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"the config must be a mapping, got {cfg!r}")
+    top_keys = [f.name for f in fields(S.ConfigSettings)]
+    for key in cfg:
+        if key in top_keys:
+            continue
+        if S.did_you_mean(key, top_keys):
+            break  # the checker below names the closest top-level key
+        near = difflib.get_close_matches(str(key), _ENTRY_KEYS, n=1, cutoff=0.6)
+        if near:
+            raise ConfigError(f"{key} is not a top-level setting: did you mean datasets.<name>.{near[0]}? "
+                              f"(valid top-level keys: {', '.join(top_keys)})")
+    if cfg.get("run_methods") == []:
+        raise ConfigError("run_methods is empty: no dataset would run anything (remove the key to run every "
+                          "method under methods, or list the methods)")
+    S.parse(S.ConfigSettings, cfg, "")
+    _check_levels(cfg["levels"], "levels")
+
+    methods = cfg["methods"]
     if DENSE not in methods:
         raise ConfigError("config.methods must contain 'dense' (the reference every figure compares to)")
-    _validate_rest(cfg, methods)
+    normalized = {}
+    for name, raw in methods.items():
+        method_info_or_error(name, "config.methods")
+        normalized[name] = S.parse_method(name, raw, f"methods.{name}")
+    run_methods = list(cfg.get("run_methods") or methods)
+    _check_method_list(cfg, methods, run_methods, "run_methods")
 
-
-def _check_run_method(cfg: dict, methods: dict, name: str, where: str) -> None:
-    method_info_or_error(name, where)
-    if name not in methods:
-        raise ConfigError(f"method {name!r} in {where} has no entry under config.methods")
-    init = METHODS[name].init_mask_from
-    if init and init not in methods:
-        raise ConfigError(f"method {name!r} starts from {init!r}'s mask, so config.methods needs {init!r}")
-
-
-def _check_entry(kind: str, name: str, entry: Any, keys: tuple[str, ...]) -> None:
-    """A model or dataset entry: a mapping with ``keys`` and a known family."""
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{kind} {name!r} must be a mapping")
-    for key in keys:
-        if key not in entry:
-            raise ConfigError(f"{kind} {name!r} is missing {key!r}")
-    if entry["family"] not in FAMILIES:
-        raise ConfigError(f"unknown family {entry['family']!r} for {kind} {name!r} (known: {', '.join(FAMILIES)})")
-
-
-def _validate_rest(cfg: dict, methods: dict) -> None:
-    models = cfg["models"] or {}
-    for name, m in models.items():
-        _check_entry("model", name, m, ("family", "arch", "source"))
-        archs = ARCHS[m["family"]]
-        if m["arch"] not in archs:
-            raise ConfigError(f"unknown arch {m['arch']!r} for {m['family']} model {name!r} (known: {', '.join(archs)})")
-
-    datasets = cfg["datasets"] or {}
+    models = cfg["models"]
+    norm_models = {name: _validate_model(name, entry) for name, entry in models.items()}
+    datasets = cfg["datasets"]
     if not datasets:
         raise ConfigError("config.datasets is empty: nothing to run")
-    for name, d in datasets.items():
-        _check_entry("dataset", name, d, ("family", "source", "models"))
-        for model in d["models"]:
-            if model not in models:
-                raise ConfigError(f"unknown model {model!r} for dataset {name!r} (known: {', '.join(models)})")
-            if models[model]["family"] != d["family"]:
-                raise ConfigError(
-                    f"model {model!r} is a {models[model]['family']} model but dataset {name!r} is "
-                    f"{d['family']}: pick a model of the same family")
-        validate_scope_name(d.get("scope", "paper"), f"datasets.{name}.scope")
-        if "levels" in d:
-            _check_levels(d["levels"], f"datasets.{name}.levels")
-        folds = d.get("folds")
-        if folds is not None and (not isinstance(folds, list) or not all(isinstance(f, int) for f in folds)):
-            raise ConfigError(f"datasets.{name}.folds must be a list of integers, got {folds!r}")
-        for m in (d.get("method_overrides") or {}):
-            if m not in METHODS:
-                raise ConfigError(f"unknown method {m!r} in datasets.{name}.method_overrides (known: {', '.join(METHODS)})")
-        _check_source(d["source"], f"datasets.{name}.source")
-    for name, m in models.items():
-        _check_source(m["source"], f"models.{name}.source")
-
+    norm_datasets = {name: _validate_dataset(cfg, name, entry, norm_models, normalized, run_methods)
+                     for name, entry in datasets.items()}
     for i, extra in enumerate(cfg.get("extra_runs") or []):
-        where = f"extra_runs[{i}]"
-        if "name" not in extra:
-            raise ConfigError(f"{where} needs a 'name'")
-        for ds in extra.get("datasets", []):
-            if ds not in datasets:
-                raise ConfigError(f"unknown dataset {ds!r} in {where} (known: {', '.join(datasets)})")
-        for m in extra.get("methods", []):
-            method_info_or_error(m, where)
-            if m not in methods:
-                raise ConfigError(f"method {m!r} in {where} has no entry under config.methods")
-        scopes = extra.get("scopes") or [extra.get("scope", "paper")]
-        for sc in scopes:
-            validate_scope_name(sc, where)
-        for s in extra.get("targets") or []:
-            _check_target(s, where + ".targets")
-        if "levels" in extra:
-            _check_levels(extra["levels"], where + ".levels")
+        _validate_extra(i, extra, norm_datasets, normalized, cfg)
+    if cfg.get("analysis") is not None:
+        S.parse(S.AnalysisSettings, cfg["analysis"], "analysis")
+    for rule, res in (cfg.get("resources") or {}).items():
+        S.parse(S.ResourceSettings, res, f"resources.{rule}")
+
+    # fill in the defaults (in place: the Snakefile's `config` is this dict)
+    top = S.to_dict(S.parse(S.ConfigSettings, cfg, ""))
+    cfg["device"] = top["device"]
+    cfg["matching_tolerance"] = top["matching_tolerance"]
+    cfg["run_methods"] = run_methods
+    cfg["methods"] = normalized
+    cfg["models"] = norm_models
+    cfg["datasets"] = norm_datasets
+
+
+def _check_method_list(cfg: dict, methods: dict, names: list, where: str) -> None:
+    for name in names:
+        method_info_or_error(name, where)
+        if name not in methods:
+            raise ConfigError(f"method {name!r} in {where} has no entry under config.methods")
+        init = METHODS[name].init_mask_from
+        if init and init not in methods:
+            raise ConfigError(f"method {name!r} starts from {init!r}'s mask, so config.methods needs {init!r}")
+
+
+def _validate_model(name: str, entry: Any) -> dict:
+    where = f"models.{name}"
+    S.check_name(name, "models", "model")
+    if not isinstance(entry, dict):
+        raise ConfigError(f"model {name!r} must be a mapping")
+    for key in ("family", "arch", "source"):
+        if key not in entry:
+            raise ConfigError(f"model {name!r} is missing {key!r}")
+    _check_family(entry["family"], "model", name)
+    S.parse(S.ModelEntry, entry, where)
+    archs = ARCHS[entry["family"]]
+    if entry["arch"] not in archs:
+        raise ConfigError(f"unknown arch {entry['arch']!r} for {entry['family']} model {name!r}"
+                          f"{S.did_you_mean(entry['arch'], archs)} (known: {', '.join(archs)})")
+    _check_source(entry["source"], f"{where}.source")
+    out = dict(entry)
+    out["settings"] = S.to_dict(S.parse_model(entry["family"], entry.get("settings"), f"{where}.settings"))
+    return out
+
+
+def _check_family(family: Any, kind: str, name: str) -> None:
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r} for {kind} {name!r}{S.did_you_mean(family, FAMILIES)} "
+                          f"(known: {', '.join(FAMILIES)})")
+
+
+def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict, run_methods: list) -> dict:
+    where = f"datasets.{name}"
+    S.check_name(name, "datasets", "dataset")
+    if not isinstance(d, dict):
+        raise ConfigError(f"dataset {name!r} must be a mapping")
+    for key in ("family", "source", "models"):
+        if key not in d:
+            raise ConfigError(f"dataset {name!r} is missing {key!r}")
+    _check_family(d["family"], "dataset", name)
+    if d.get("run_methods") == []:
+        raise ConfigError(f"{where}.run_methods is empty: this dataset would run nothing (remove the key to use "
+                          "the global run_methods, or set enabled: false)")
+    entry = S.parse(S.DatasetEntry, d, where)
+    family = S.family_settings(d["family"])
+    for model in d["models"]:
+        if model not in models:
+            raise ConfigError(f"unknown model {model!r} for dataset {name!r}{S.did_you_mean(model, models)} "
+                              f"(known: {', '.join(models)})")
+        if models[model]["family"] != d["family"]:
+            raise ConfigError(f"model {model!r} is a {models[model]['family']} model but dataset {name!r} is "
+                              f"{d['family']}: pick a model of the same family")
+    validate_scope_name(entry.scope, f"{where}.scope")
+    if entry.levels is not None:
+        _check_levels(list(entry.levels), f"{where}.levels")
+    _check_source(d["source"], f"{where}.source")
+    settings = S.parse(family.dataset, d.get("settings"), f"{where}.settings")
+    check = getattr(settings, "check_dataset", None)
+    if check is not None:
+        check(name, d["source"], f"{where}.settings")
+    _check_folds(name, d, settings, where)
+    training = S.parse(family.training, d.get("training"), f"{where}.training")
+
+    ds_methods = list(entry.run_methods) if entry.run_methods is not None else run_methods
+    if entry.run_methods is not None:
+        _check_method_list(cfg, methods, ds_methods, f"{where}.run_methods")
+    overrides = d.get("method_overrides") or {}
+    for m, o in overrides.items():
+        method_info_or_error(m, f"{where}.method_overrides")
+        if m not in methods:
+            raise ConfigError(f"method {m!r} in {where}.method_overrides has no entry under config.methods")
+        if o is not None and not isinstance(o, dict):
+            raise ConfigError(f"{where}.method_overrides.{m} must be a mapping, got {o!r}")
+        S.parse_method(m, {**methods[m], **(o or {})}, f"{where}.method_overrides.{m}")
+    levels = list(entry.levels) if entry.levels is not None else list(cfg["levels"])
+    if entry.enabled:
+        for m in ds_methods:
+            _check_levels_of_method(m, {**methods[m], **(overrides.get(m) or {})}, levels, where)
+
+    out = dict(d)
+    out["enabled"] = entry.enabled
+    out["scope"] = entry.scope
+    out["settings"] = S.to_dict(settings)
+    out["training"] = S.to_dict(training)
+    return out
+
+
+def _check_levels_of_method(method: str, settings: dict, levels: list[int], where: str) -> None:
+    """Each level k (or explicit target, k = 0) must be one the method's jobs accept (IMP rounds:
+    the target its ``prune_fraction`` reaches)."""
+    from .sparsity import registry
+
+    check_run = getattr(registry, "check_run", None)
+    if check_run is None or method == DENSE:
+        return
+    for k in levels:
+        try:
+            check_run(method, settings, k, target_sparsity(k))
+        except ValueError as e:
+            hint = (" (the levels s_k = 1 - 0.8**k need prune_fraction 0.2)"
+                    if METHODS[method].iterative and "prune_fraction" in str(e) else "")
+            raise ConfigError(f"{where}: method {method!r} at level {k}: {e}{hint}") from None
+
+
+def _check_targets_of_method(method: str, settings: dict, targets: list[float], where: str) -> None:
+    from .sparsity import registry
+
+    check_run = getattr(registry, "check_run", None)
+    if check_run is None:
+        return
+    for t in targets:
+        try:
+            check_run(method, settings, 0, float(t))
+        except ValueError as e:
+            raise ConfigError(f"{where}: method {method!r} at target {t}: {e}"
+                              + (" (an iterative method at an explicit target runs one round from the dense "
+                                 "fine-tune)" if METHODS[method].iterative else "")) from None
+
+
+def _check_folds(name: str, d: dict, settings: Any, where: str) -> None:
+    folds = d.get("folds")
+    n = settings.folds(name, d["source"])
+    if folds is None:
+        if n:
+            raise ConfigError(f"{where}.folds: dataset {name!r} is {n}-fold cross-validated; set folds to a "
+                              f"subset of {list(range(n))}")
+        return
+    if n is None:
+        raise ConfigError(f"{where}.folds={folds!r}: dataset {name!r} ({d['family']}) has no cross-validation folds; "
+                          "remove folds")
+    if len(set(folds)) != len(folds):
+        raise ConfigError(f"{where}.folds={folds!r} repeats a fold")
+    for f in folds:
+        if n and not 0 <= f < n:
+            raise ConfigError(f"{where}.folds: fold {f} is out of range: dataset {name!r} is {n}-fold "
+                              f"cross-validated (folds 0..{n - 1})")
+
+
+def _validate_extra(i: int, extra: Any, datasets: dict, methods: dict, cfg: dict) -> None:
+    where = f"extra_runs[{i}]"
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    if "name" not in extra:
+        raise ConfigError(f"{where} needs a 'name'")
+    e = S.parse(S.ExtraRun, extra, where)
+    for ds in e.datasets:
+        if ds not in datasets:
+            raise ConfigError(f"unknown dataset {ds!r} in {where}{S.did_you_mean(ds, datasets)} "
+                              f"(known: {', '.join(datasets)})")
+        for model in e.models or ():
+            if model not in datasets[ds]["models"]:
+                raise ConfigError(f"model {model!r} in {where} is not one of dataset {ds!r}'s models "
+                                  f"({', '.join(datasets[ds]['models'])})")
+    for m in e.methods:
+        method_info_or_error(m, where)
+        if m not in methods:
+            raise ConfigError(f"method {m!r} in {where} has no entry under config.methods")
+    _check_method_list(cfg, methods, list(e.methods), where)
+    for sc in e.scopes or [e.scope or "paper"]:
+        validate_scope_name(sc, where)
+    for s in e.targets or ():
+        _check_target(s, where + ".targets")
+    for ds in e.datasets:
+        overrides = datasets[ds].get("method_overrides") or {}
+        for m in e.methods:
+            merged = {**methods[m], **(overrides.get(m) or {})}
+            if e.targets:
+                _check_targets_of_method(m, merged, list(e.targets), f"{where} on {ds}")
+            else:
+                levels = list(e.levels or datasets[ds].get("levels") or cfg["levels"])
+                _check_levels_of_method(m, merged, levels, f"{where} on {ds}")
 
 
 def method_info_or_error(name: str, where: str):
     try:
         return method_info(name)
     except ValueError:
-        raise ConfigError(f"unknown method {name!r} in {where} (known: {', '.join(METHODS)})") from None
+        raise ConfigError(f"unknown method {name!r} in {where}{S.did_you_mean(name, METHODS)} "
+                          f"(known: {', '.join(METHODS)})") from None
 
 
 def _looks_like_path(source: str) -> bool:
