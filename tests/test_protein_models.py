@@ -162,7 +162,7 @@ def test_make_pretrained_local_folders(tmp_path, esm_dir):
     out = tmp_path / "out"
     info = protein.make_pretrained("esm1b", {"arch": "esm"}, str(esm_dir), out)
     assert info["path"] == str(esm_dir.resolve())
-    with pytest.raises(FileNotFoundError, match="has no config.json"):
+    with pytest.raises(FileNotFoundError, match="neither a Hugging Face ESM folder"):
         protein.make_pretrained("esm1b", {"arch": "esm"}, str(tmp_path), out)
     with pytest.raises(ValueError, match="only available for arch esm"):
         protein.make_pretrained("tape", {"arch": "tape"}, "synthetic", out)

@@ -296,10 +296,23 @@ def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Pa
                                     f"(esm_if1_gvp4_t16_142M_UR50.pt), found {[p.name for p in pts]}")
         info = pm.convert_esm_if1_checkpoint(pts[0], out_dir)
         return {"path": str(out_dir.resolve()), "arch": arch, "source": str(source), **info}
-    if not (src / "config.json").is_file():
-        raise FileNotFoundError(f"model {model_name!r}: {source} has no config.json; give a Hugging Face "
-                                f"model folder ({'facebook/esm1b_t33_650M_UR50S' if arch == 'esm' else 'BertModel + TAPE vocab'})")
-    return {"path": str(src.resolve()), "arch": arch, "source": str(source)}
+    if not src.exists():
+        raise FileNotFoundError(f"model {model_name!r}: {source} does not exist")
+    has_weights = src.is_dir() and any((src / n).is_file() for n in ("model.safetensors", "model.safetensors.index.json"))
+    if src.is_dir() and (src / "config.json").is_file() and (has_weights or arch == "esm"):
+        return {"path": str(src.resolve()), "arch": arch, "source": str(source)}  # an HF folder, used in place
+    if arch == "esm":
+        # fair-esm's own checkpoint (esm1b_t33_650M_UR50S.pt, as downloaded from its URL)
+        pts = [src] if src.is_file() else sorted(p for p in src.glob("*.pt") if "contact-regression" not in p.name)
+        if len(pts) != 1:
+            raise FileNotFoundError(f"model {model_name!r}: {source} is neither a Hugging Face ESM folder (config.json) "
+                                    f"nor holds one fair-esm checkpoint (esm1b_t33_650M_UR50S.pt); found "
+                                    f"{[p.name for p in pts]}")
+        info = pm.convert_fair_esm_checkpoint(pts[0], out_dir)
+    else:
+        # TAPE's published bert-base-pytorch_model.bin (+ bert-base-config.json), or a TAPE / HF folder with .bin
+        info = pm.convert_tape_checkpoint(src, out_dir, int(settings.get("num_attention_heads", 12)))
+    return {"path": str(out_dir.resolve()), "arch": arch, "source": str(source), **info}
 
 
 # === the task ===============================================================================

@@ -417,3 +417,155 @@ class EsmIF1Classifier(nn.Module):
         keep = ((pos >= 1) & (pos <= lengths[:, None])).unsqueeze(-1).to(states.dtype)
         pooled = (states * keep).sum(1) / keep.sum(1).clamp_min(1.0)
         return self.classifier(pooled)
+
+
+# --- publishers' checkpoint layouts → Hugging Face folders (tensors only, never unpickled) ------
+def _load_tensors(path: Path) -> dict[str, Any]:
+    """A ``.pt`` / ``.bin`` checkpoint through ``torch.load(weights_only=True)``: tensors,
+    containers and ``argparse.Namespace`` (fair-esm's ``args``) only; anything else is refused."""
+    import argparse
+    import pickle
+
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        raise ValueError(f"{path}: not a tensors-only PyTorch checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); refusing to unpickle it") from None
+
+
+def _check_and_save(model: nn.Module, state: dict[str, torch.Tensor], src: Path, out_dir: Path,
+                    optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load ``state`` into ``model`` (every tensor present with its shape, except names starting
+    with ``optional``, which keep their init) and save it as safetensors in ``out_dir``."""
+    expected = model.state_dict()
+    state = dict(state)
+    for k, v in expected.items():
+        if k.startswith(optional) and (k not in state or state[k].shape != v.shape):
+            state[k] = v
+    missing = sorted(k for k in expected if k not in state)
+    wrong = sorted(f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+                   for k, v in expected.items() if k in state and state[k].shape != v.shape)
+    if missing or wrong:
+        raise ValueError(f"{src}: checkpoint does not fit the model: missing {missing[:5]}"
+                         f"{' …' if len(missing) > 5 else ''}; wrong shape {wrong[:5]}")
+    model.load_state_dict({k: state[k].float().contiguous() for k in expected}, strict=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    return {"converted_from": str(src), "parameters": sum(v.numel() for v in expected.values())}
+
+
+def convert_fair_esm_checkpoint(pt_path: Path, out_dir: Path) -> dict[str, Any]:
+    """fair-esm's ESM-1b checkpoint (``esm1b_t33_650M_UR50S.pt``, arch ``roberta_large``) →
+    an HF ``EsmModel`` folder (``config.json``, ``model.safetensors``, ``vocab.txt``) in ``out_dir``.
+
+    Names follow fair-esm's own state-dict upgrade (``encoder.sentence_encoder.`` prefixes dropped),
+    then map one to one onto HF ESM: ``layers.N.self_attn.{q,k,v,out}_proj`` → ``encoder.layer.N.
+    attention.{self.query,self.key,self.value,output.dense}``, ``self_attn_layer_norm`` →
+    ``attention.LayerNorm``, ``fc1``/``fc2`` → ``intermediate.dense``/``output.dense``,
+    ``final_layer_norm`` → ``LayerNorm``; the LM and contact heads are not needed. The ``<mask>``
+    embedding row is zeroed as fair-esm does at load (token dropout).
+    """
+    from transformers import EsmConfig, EsmModel
+
+    data = _load_tensors(pt_path)
+    if not isinstance(data, dict) or "model" not in data:
+        raise ValueError(f"{pt_path}: not a fair-esm checkpoint (expected a dict with 'model' and 'args')")
+    args = vars(data["args"]) if hasattr(data.get("args"), "__dict__") else dict(data.get("args") or {})
+    if args.get("arch", "roberta_large") != "roberta_large":
+        raise ValueError(f"{pt_path}: fair-esm arch {args.get('arch')!r} is not ESM-1b (roberta_large); only "
+                         "ESM-1b checkpoints convert (ESM-2 and others: use their Hugging Face snapshot)")
+
+    def upgrade(key: str) -> str:
+        for prefix in ("encoder.sentence_encoder.", "sentence_encoder.", "encoder."):
+            if key.startswith(prefix):
+                return key[len(prefix):]
+        return key
+
+    raw = {upgrade(k): v for k, v in data["model"].items()}
+    emb = raw.get("embed_tokens.weight")
+    if emb is None:
+        raise ValueError(f"{pt_path}: no embed_tokens.weight; not an ESM-1b checkpoint")
+    n_layers = 1 + max(int(k.split(".")[1]) for k in raw if k.startswith("layers."))
+    hidden = emb.shape[1]
+    heads = int(args.get("encoder_attention_heads", args.get("attention_heads", 20)))
+    config = EsmConfig(
+        vocab_size=emb.shape[0], hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=heads,
+        intermediate_size=raw["layers.0.fc1.weight"].shape[0],
+        max_position_embeddings=raw["embed_positions.weight"].shape[0], position_embedding_type="absolute",
+        pad_token_id=ESM_VOCAB.index("<pad>"), mask_token_id=ESM_VOCAB.index("<mask>"),
+        token_dropout=bool(args.get("token_dropout", True)),  # ESM-1b was trained with it (HF's config too)
+        emb_layer_norm_before="emb_layer_norm_before.weight" in raw, layer_norm_eps=1e-5,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    state = {"embeddings.word_embeddings.weight": emb.clone(),
+             "embeddings.position_embeddings.weight": raw["embed_positions.weight"]}
+    state["embeddings.word_embeddings.weight"][config.mask_token_id].zero_()
+    pairs = [("emb_layer_norm_after", "encoder.emb_layer_norm_after")]
+    if config.emb_layer_norm_before:
+        pairs.append(("emb_layer_norm_before", "embeddings.layer_norm"))
+    for i in range(n_layers):
+        a, b = f"layers.{i}.", f"encoder.layer.{i}."
+        pairs += [(a + "self_attn.q_proj", b + "attention.self.query"), (a + "self_attn.k_proj", b + "attention.self.key"),
+                  (a + "self_attn.v_proj", b + "attention.self.value"),
+                  (a + "self_attn.out_proj", b + "attention.output.dense"),
+                  (a + "self_attn_layer_norm", b + "attention.LayerNorm"), (a + "fc1", b + "intermediate.dense"),
+                  (a + "fc2", b + "output.dense"), (a + "final_layer_norm", b + "LayerNorm")]
+    pairs.append(("contact_head.regression", "contact_head.regression"))  # unused by the classifier
+    for old, new in pairs:
+        for p in ("weight", "bias"):
+            if f"{old}.{p}" in raw:
+                state[f"{new}.{p}"] = raw[f"{old}.{p}"]
+    model = EsmModel(config, add_pooling_layer=False)
+    info = _check_and_save(model, state, pt_path, out_dir, optional=("contact_head.",))
+    write_esm_vocab(out_dir)
+    return info
+
+
+def convert_tape_checkpoint(src: Path, out_dir: Path, num_attention_heads: int = 12) -> dict[str, Any]:
+    """TAPE's published transformer (``bert-base-pytorch_model.bin`` and ``bert-base-config.json``
+    from TAPE's model bucket, or a folder saved by TAPE's ``save_pretrained``: ``pytorch_model.bin``
+    + ``config.json``) → an HF ``BertModel`` folder with safetensors in ``out_dir``.
+
+    TAPE's ``ProteinBertModel`` uses HF BERT's module names, so keys map one to one after dropping
+    the ``bert.`` prefix (``mlm.*`` is not needed; old ``gamma``/``beta`` names are renamed). With
+    the weights alone (no config), the sizes are read from the tensors and ``num_attention_heads``
+    is TAPE bert-base's 12 unless the model settings say otherwise.
+    """
+    from transformers import BertConfig, BertModel
+
+    src = Path(src)
+    if src.is_file():
+        weights, folder = src, src.parent
+    else:
+        cands = sorted(src.glob("*pytorch_model.bin"))
+        if len(cands) != 1:
+            raise FileNotFoundError(f"{src}: expected one TAPE weights file (pytorch_model.bin or "
+                                    f"bert-base-pytorch_model.bin), found {[p.name for p in cands]}")
+        weights, folder = cands[0], src
+    cfg_files = [p for p in (folder / "config.json", folder / weights.name.replace("pytorch_model.bin", "config.json"))
+                 if p.is_file()]
+    tape_cfg = json.loads(cfg_files[0].read_text(encoding="utf-8")) if cfg_files else {}
+    raw = _load_tensors(weights)
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise ValueError(f"{weights}: expected a state dict of tensors (TAPE's pytorch_model.bin)")
+    state = {}
+    for key, value in raw.items():
+        key = key[len("bert."):] if key.startswith("bert.") else key
+        key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        state[key] = value
+    emb = state.get("embeddings.word_embeddings.weight")
+    if emb is None:
+        raise ValueError(f"{weights}: no (bert.)embeddings.word_embeddings.weight; not a TAPE transformer checkpoint")
+    n_layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
+    config = BertConfig(
+        vocab_size=emb.shape[0], hidden_size=emb.shape[1], num_hidden_layers=n_layers,
+        num_attention_heads=int(tape_cfg.get("num_attention_heads", num_attention_heads)),
+        intermediate_size=state["encoder.layer.0.intermediate.dense.weight"].shape[0],
+        hidden_act=tape_cfg.get("hidden_act", "gelu"),
+        hidden_dropout_prob=float(tape_cfg.get("hidden_dropout_prob", 0.1)),
+        attention_probs_dropout_prob=float(tape_cfg.get("attention_probs_dropout_prob", 0.1)),
+        max_position_embeddings=state["embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=state["embeddings.token_type_embeddings.weight"].shape[0],
+        layer_norm_eps=float(tape_cfg.get("layer_norm_eps", 1e-12)), pad_token_id=TAPE_VOCAB.index("<pad>"))
+    model = BertModel(config, add_pooling_layer=True)
+    return _check_and_save(model, state, weights, out_dir)
