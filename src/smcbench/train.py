@@ -293,9 +293,17 @@ def _sha256_tree(path: Path, skip: tuple[Path, ...] = ()) -> str:
 
 
 def code_version(method_name: str, family: str | None = None) -> str:
-    """A digest of the source files that define this job's behaviour: the loop, the checkpoint
-    format, the sparsity engine's shared modules, the method's own module and the task family's."""
+    """A digest of the source that defines this job's behaviour: :func:`smcbench.versions.job_version`
+    (the loop, the family, the method's class) where available, else a digest of the loop, the
+    sparsity engine, the method's module and the task family's module."""
     import importlib
+
+    try:
+        from .versions import job_version
+
+        return job_version(family, method_name)
+    except (ImportError, ValueError, KeyError, TypeError, AttributeError, OSError, SyntaxError):
+        pass
 
     here = Path(__file__).resolve().parent
     files = [here / "train.py", here / "checkpoint.py"] + sorted((here / "sparsity").glob("*.py"))
