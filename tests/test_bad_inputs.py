@@ -12,6 +12,7 @@ import copy
 import gc
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -70,10 +71,17 @@ def test_unknown_dataset_name(demo_cfg):
     rejects(demo_cfg, lambda c: c["extra_runs"][0]["datasets"].append("csqa"), "'csqa'", "demo_cs_easy")
 
 
-def test_unknown_dataset_name_for_its_family_loader(tmp_path):
-    """A config key the family has no loader for is refused when its prepare job starts."""
+def test_unknown_dataset_name_for_its_family_loader(tmp_path, demo_cfg):
+    """A config key the family has no loader for is refused at planning, and again when its
+    prepare job starts."""
     from smcbench.tasks import family_module
 
+    def rename(c):
+        c["datasets"]["csqa_typo"] = dict(c["datasets"]["demo_cs_easy"], source=str(tmp_path))
+        c["datasets"]["csqa_typo"]["settings"] = {}
+
+    rejects(demo_cfg, rename, "datasets.csqa_typo.settings", "no commonsense loader for dataset 'csqa_typo'",
+            "did you mean 'csqa'?")
     (tmp_path / "src").mkdir()
     with pytest.raises(ValueError, match=r"no commonsense loader for dataset 'csqa_typo' \(known: csqa"):
         family_module("commonsense").prepare("csqa_typo", str(tmp_path / "src"), tmp_path / "out", {})
@@ -109,6 +117,128 @@ def test_bad_device_rejected_by_schema(demo_cfg):
     bad["device"] = "gpu"
     with pytest.raises(WorkflowError, match="gpu"):
         validate(bad, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+# --- typos: unknown keys (issue 13) -------------------------------------------------------------
+@pytest.mark.parametrize("mutate, fragments", [
+    (lambda c: c.update(trainng={"lr": 0.1}), ["trainng is not a top-level setting", "datasets.<name>.training"]),
+    (lambda c: c.update(run_method=["dense"]), ["run_method is not a setting", "did you mean 'run_methods'?"]),
+    (lambda c: c["datasets"]["demo_cs_easy"]["training"].update(warmup_step=5),
+     ["datasets.demo_cs_easy.training.warmup_step is not a setting", "did you mean 'warmup_steps'?"]),
+    (lambda c: c["datasets"]["demo_cs_easy"]["settings"].update(max_lenght=64),
+     ["datasets.demo_cs_easy.settings.max_lenght is not a setting", "did you mean 'max_length'?"]),
+    (lambda c: c["methods"]["dense"].update(nonsense_setting=1),
+     ["methods.dense", "unknown setting 'nonsense_setting' for method 'dense'"]),
+    (lambda c: c["models"]["demo_esm"]["settings"].update(hiden_size=8),
+     ["models.demo_esm.settings.hiden_size is not a setting", "did you mean 'hidden_size'?"]),
+])
+def test_unknown_keys_are_errors_with_did_you_mean(demo_cfg, mutate, fragments):
+    rejects(demo_cfg, mutate, *fragments)
+
+
+# --- values every job would refuse, refused at planning (issue 16) ------------------------------
+def test_prune_fraction_out_of_range(demo_cfg):
+    from smcbench.sparsity.registry import build_method
+
+    rejects(demo_cfg, lambda c: c["methods"]["lth"].update(prune_fraction=1.0),
+            "methods.lth.prune_fraction=1.0", "(0.0, 1.0)")
+    with pytest.raises(ValueError, match="prune_fraction"):  # the job refuses it too
+        build_method("lth", {"prune_fraction": 1.0}).compute_mask(None)
+
+
+def test_imp_prune_fraction_that_misses_the_levels(demo_cfg):
+    """IMP round k reaches 1 - (1 - f)**k; the levels are 1 - 0.8**k, so f = 0.3 fails every round."""
+    rejects(demo_cfg, lambda c: c["methods"]["lth"].update(prune_fraction=0.3),
+            "method 'lth' at level 1", "prune_fraction=0.3", "0.2")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].update(method_overrides={"imp_lrr": {"prune_fraction": 0.3}}),
+            "datasets.demo_cs_easy", "'imp_lrr'", "prune_fraction=0.3")
+
+
+def test_imp_at_a_target_it_cannot_reach(demo_cfg):
+    """An iterative method at an explicit target runs one round: the target must be prune_fraction."""
+    rejects(demo_cfg, lambda c: c["extra_runs"][0].update(targets=[0.05]),
+            "extra_runs[0] on demo_cs_easy", "'lth' at target 0.05", "prune_fraction=0.2")
+
+
+def test_folds_out_of_range(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mawps"].update(folds=[7]),
+            "datasets.demo_mawps.folds", "fold 7", "5-fold", "0..4")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].update(folds=[0]),
+            "datasets.demo_cs_easy.folds", "no cross-validation folds")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mawps"].pop("folds"),
+            "datasets.demo_mawps.folds", "5-fold cross-validated")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mawps"].update(folds=[0, 0]), "repeats a fold")
+
+
+def test_validation_fraction_out_of_range(demo_cfg):
+    from smcbench.tasks.arithmetic import carve_validation
+
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mawps"]["settings"].update(validation_fraction=1.0),
+            "datasets.demo_mawps.settings.validation_fraction=1.0", "(0, 1)")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"]["settings"].update(validation_fraction=1.0),
+            "datasets.demo_cs_easy.settings.validation_fraction=1.0", "[0, 1)")
+    with pytest.raises(ValueError, match="validation_fraction"):  # the job refuses it too
+        carve_validation([{"id": 1}, {"id": 2}], 1.0, 0)
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("lr", "fast", "training.lr='fast' is not a number"),
+    ("batch_size", 0, "training.batch_size=0 is out of range: must be >= 1"),
+    ("epochs", 2.5, "training.epochs=2.5 is not an integer"),
+    ("schedule", "cosin", "did you mean 'cosine'?"),
+    ("betas", [0.9], "training.betas=[0.9]: needs exactly 2 items"),
+    ("warmup_ratio", 1.5, "training.warmup_ratio=1.5 is out of range: must be in [0, 1]"),
+])
+def test_bad_training_values(demo_cfg, key, value, fragment):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"]["training"].update({key: value}),
+            f"datasets.demo_cs_easy.training.{key}", fragment)
+
+
+def test_step_schedule_without_a_step_size(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"]["training"].update(schedule="step"),
+            "datasets.demo_cs_easy.training", "schedule 'step' needs step_size_epochs or step_size_steps > 0")
+
+
+def test_gmp_t0_after_t1(demo_cfg):
+    from smcbench.sparsity.registry import build_method
+
+    rejects(demo_cfg, lambda c: c["methods"]["gmp"].update(t0=0.9, t1=0.1), "methods.gmp", "t0=0.9", "t1=0.1")
+    with pytest.raises(ValueError, match="t0"):
+        build_method("gmp", {"t0": 0.9, "t1": 0.1})
+
+
+def test_rigl_alpha_and_delta_t_out_of_range(demo_cfg):
+    from smcbench.sparsity.registry import build_method
+
+    rejects(demo_cfg, lambda c: c["methods"]["snip+rigl"].update(alpha=2), "methods.snip+rigl.alpha=2", "1.0")
+    rejects(demo_cfg, lambda c: c["methods"]["gmp"].update(delta_t=0), "methods.gmp.delta_t=0", "[1, inf]")
+    rejects(demo_cfg, lambda c: c["methods"]["omp_before+rigl"].update(delta_t=0), "methods.omp_before+rigl.delta_t=0")
+    for name, bad in (("snip+rigl", {"alpha": 2}), ("gmp", {"delta_t": 0})):
+        with pytest.raises(ValueError):
+            build_method(name, bad)
+
+
+def test_dataset_or_model_name_with_a_slash(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"].update({"a/b": c["datasets"].pop("demo_protein5")}),
+            "dataset name 'a/b'", "letters, digits, '-' and '_'")
+    rejects(demo_cfg, lambda c: c["models"].update({"x y": c["models"]["demo_esm"]}), "model name 'x y'")
+
+
+def test_empty_run_methods(demo_cfg):
+    rejects(demo_cfg, lambda c: c.update(run_methods=[]), "run_methods is empty")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mawps"].update(run_methods=[]),
+            "datasets.demo_mawps.run_methods is empty")
+
+
+def test_bad_values_through_the_cli(tmp_path, demo_cfg):
+    bad = copy.deepcopy(demo_cfg)
+    bad["datasets"]["demo_cs_easy"]["training"]["lr"] = "fast"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "validate", "--config", str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "datasets.demo_cs_easy.training.lr='fast' is not a number" in proc.stderr
 
 
 # --- paths and files ------------------------------------------------------------------------------
@@ -336,3 +466,18 @@ def test_gres_in_slurm_extra_is_refused_by_the_plugin():
     job = SimpleNamespace(resources=SimpleNamespace(slurm_extra="--gres=gpu:1"))
     with pytest.raises(WorkflowError, match="not allowed in the 'slurm_extra'"):
         validation.validate_slurm_extra(job)
+
+
+def test_every_row_of_the_table_names_a_test_that_exists():
+    """docs/bad-inputs.md: each row's last column names tests found in tests/."""
+    table = [line for line in (ROOT / "docs" / "bad-inputs.md").read_text().splitlines()
+             if line.startswith("| ") and not line.startswith("| bad input")]
+    assert len(table) >= 30
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), re.M))
+    for row in table:
+        names = re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[-2])
+        assert names, f"row without a test: {row[:80]}"
+        for name in names:
+            assert name in defined, f"{name} (docs/bad-inputs.md) is not a test"
