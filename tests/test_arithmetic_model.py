@@ -137,7 +137,9 @@ def test_dense_finetune_beats_the_trivial_baseline(workdir):
     res = task.evaluate(model, "test")
     base = task.baseline("test")
     assert res["value_total"] == base["value_total"] == len(task.rows["test"])
-    assert res["value_accuracy"] == pytest.approx(100 * res["value_correct"] / res["value_total"])
+    assert res["value_accuracy"] == 100 * res["value_correct"] / res["value_total"]  # exact: from counts
+    assert res["n"] == len(task.rows["test"]) == res["value_total"]
+    assert "|transformers:" in task.signature() and "|torch:" in task.signature()
     assert 0 < base["value_accuracy"] < 50
     assert res["value_accuracy"] > base["value_accuracy"] + 20, (res, base)
 

@@ -129,7 +129,11 @@ def test_evaluate_and_baseline(data_dir, esm_dir):
     task = _task(data_dir, esm_dir)
     model = task.build_model()
     res = task.evaluate(model, "test")
-    assert set(res) == {"accuracy"} and 0.0 <= res["accuracy"] <= 100.0
+    assert set(res) == {"accuracy", "n"} and res["n"] == len(task.rows["test"])
+    # from counts in Python floats: exactly 100 * correct / n, no float32 residue
+    assert any(res["accuracy"] == 100 * c / res["n"] for c in range(res["n"] + 1))
+    sig = task.signature()
+    assert "accuracy=100*correct/n" in sig and "|transformers:" in sig and "|torch:" in sig
     labels = [r["label"] for r in task.rows["test"]]
     train = [r["label"] for r in task.rows["train"]]
     majority = max(set(train), key=train.count)

@@ -33,7 +33,7 @@ from ..download import sha256_file
 from .arith_equations import (MASK_IN_TEXT_RE, OPERATORS, EquationError, canonical_constant, check_prefix,
                               evaluate_prefix, is_constant, most_frequent_fitting,
                               template_counts, values_match)
-from .base import Task, pretrained_path, read_jsonl, write_jsonl
+from .base import Task, package_versions, pretrained_path, read_jsonl, write_jsonl
 
 DATASETS = {"mawps", "asdiv_a", "svamp", "demo_mawps", "demo_asdiv", "demo_svamp"}
 CV_FOLDS = 5
@@ -679,7 +679,7 @@ class ArithmeticTask(Task):
             equal += same
         n = len(rows)
         return {"value_accuracy": 100.0 * correct / max(1, n), "equation_accuracy": 100.0 * equal / max(1, n),
-                "value_correct": float(correct), "value_total": float(n)}
+                "value_correct": float(correct), "value_total": float(n), "n": n}
 
     @torch.no_grad()
     def evaluate(self, model, split: str) -> dict[str, float]:
@@ -693,8 +693,9 @@ class ArithmeticTask(Task):
 
     def signature(self) -> str:
         decoding = f"beam{self.beam_size}" if self.beam_size > 1 else "greedy"
-        return (f"value_accuracy|abs_tol:1e-4|gold:equation_value|decoding:{decoding}|max_out:{self.max_output_length}"
-                f"|numbers:first_subtoken_by_offsets|family:arithmetic")
+        return (f"value_accuracy=100*correct/n|abs_tol:1e-4|gold:equation_value|decoding:{decoding}|max_out:{self.max_output_length}"
+                f"|numbers:first_subtoken_by_offsets|family:arithmetic|"
+                + package_versions("transformers", "tokenizers", "torch"))
 
 
 TASK = ArithmeticTask

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..download import sha256_file
 from . import protein_data as pdata
-from .base import Task, pretrained_path, read_jsonl, write_jsonl
+from .base import Task, package_versions, pretrained_path, read_jsonl, write_jsonl
 
 FAMILY = "protein"
 DATASETS = {"hotprotein_s", "hotprotein_s2c2", "hotprotein_s2c5", "meltome", "demo_protein2", "demo_protein5"}
@@ -514,7 +514,9 @@ class ProteinTask(Task):
         if was_training:
             model.train()
         labels = torch.tensor([y for _, y in items])
-        out = {"accuracy": 100.0 * float((pred == labels).float().mean())}
+        n = len(items)
+        correct = int((pred == labels).sum())
+        out = {"accuracy": 100.0 * correct / n if n else 0.0, "n": n}  # from counts, in Python floats
         rows = self.rows[split]
         if rows and "target" in rows[0]:
             out["spearman"] = _spearman(expected.tolist(), [r["target"] for r in rows])
@@ -527,15 +529,16 @@ class ProteinTask(Task):
             counts[r["label"]] = counts.get(r["label"], 0) + 1
         majority = max(sorted(counts), key=lambda c: counts[c])
         rows = self.rows[split]
-        out = {"accuracy": 100.0 * sum(r["label"] == majority for r in rows) / max(1, len(rows))}
+        out = {"accuracy": 100.0 * sum(r["label"] == majority for r in rows) / max(1, len(rows)), "n": len(rows)}
         if rows and "target" in rows[0]:
             out["spearman"] = 0.0
         return out
 
     def signature(self) -> str:
         extra = f"|tm_bins:{self.meta.get('tm_bins')}" if "tm_bins" in self.meta else ""
-        return (f"accuracy|family:protein|arch:{self.arch}|pool:{'pooler' if self.arch == 'tape' else 'mean'}"
-                f"|classes:{self.num_classes}|max_residues:{self.meta.get('max_residues', 1022)}{extra}")
+        return (f"accuracy=100*correct/n|family:protein|arch:{self.arch}|pool:{'pooler' if self.arch == 'tape' else 'mean'}"
+                f"|classes:{self.num_classes}|max_residues:{self.meta.get('max_residues', 1022)}{extra}|"
+                + package_versions("transformers", "torch", *(("fair-esm",) if self.arch == "esm_if1" else ())))
 
 
 def _spearman(x: list[float], y: list[float]) -> float:
