@@ -594,7 +594,9 @@ def run_training(spec: RunSpec) -> dict:
                           total_steps=total_steps, loss_batches=make_loss_batches(task, model),
                           prev_mask=prev_mask, rewind_state=pre_state if info.rewinds_to_pretrained else None,
                           round=int(p.get("level", 1)) or 1, settings=p["method_settings"], log=spec.log)
+    t_mask = time.perf_counter()
     method.on_train_begin(ctx)  # before-training masks are computed here when no --prev-mask is given
+    mask_seconds = time.perf_counter() - t_mask
 
     # --- optimizer, schedule, precision, loss, selection ------------------------------------
     optimizer = build_optimizer(task, model, training)
@@ -620,7 +622,7 @@ def run_training(spec: RunSpec) -> dict:
 
     # --- resume from this job's own checkpoint (same params, inputs and code) ----------------
     ckpt = Checkpointer.from_env(spec.out_dir, lambda: job_fingerprint(spec), spec.log)
-    pos = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "last_loss": float("nan")}
+    pos = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "last_loss": float("nan"), "step_seconds": 0.0}
 
     def resume_state() -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -652,6 +654,7 @@ def run_training(spec: RunSpec) -> dict:
             if pos["step"] >= total_steps:
                 break
             step = pos["step"]
+            t_step = time.perf_counter()
             with precision.autocast():
                 loss = loss_fn(model, batch)
             if not torch.isfinite(loss):
@@ -665,6 +668,7 @@ def run_training(spec: RunSpec) -> dict:
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             method.on_after_optimizer_step(ctx, step)
+            pos["step_seconds"] += time.perf_counter() - t_step
             pos["step"] = step = step + 1
             if step % 50 == 0 or step == total_steps:
                 pos["last_loss"] = loss.item()
@@ -716,6 +720,10 @@ def run_training(spec: RunSpec) -> dict:
                       "report_best_on_test": selector.best_on_test},
         "rows": rows, "history": selector.history, "final_train_loss": pos["last_loss"],
         "wall_time_s": time.time() - t_start, **memory.report(),
+        # the training steps alone (forward, backward, optimizer, mask hooks; no evaluation or
+        # checkpoint saves), summed over attempts when resumed
+        "step_seconds": pos["step_seconds"] / max(1, total_steps), "mask_wall_time_s": mask_seconds,
+        "n_parameters": sum(t.numel() for t in model.parameters()),
         "git_revision": git_revision(), "device": str(device), "config_hash": p.get("config_hash", ""),
     }
     try:

@@ -189,6 +189,7 @@ def check_run(name: str, settings: Mapping[str, Any] | None, level: int, target_
 def build_method(name: str, settings: Mapping[str, Any] | None = None):
     """Instantiate the method ``name`` with its config ``settings`` (checked and typed)."""
     info = method_info(name)
+    method_settings(name, settings)  # a clear error before the class is even imported
     module, cls = info.cls.split(":")
     klass = getattr(importlib.import_module(module), cls)
     return klass(name=name, info=info, settings=dict(settings or {}))

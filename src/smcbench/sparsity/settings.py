@@ -82,8 +82,12 @@ class NoSettings(MethodSettings):
 
 @dataclass(frozen=True)
 class IMPSettings(MethodSettings):
-    """Iterative magnitude pruning (``lth``, ``imp_lrr``): each round prunes ``prune_fraction`` of
-    the remaining weights, so round k's target is ``1 - (1 - prune_fraction)**k``."""
+    """Iterative magnitude pruning (``lth``, ``imp_lrr``).
+
+    Attributes:
+        prune_fraction: the fraction of the remaining weights each round prunes, in (0, 1); round
+            k's target is ``1 - (1 - prune_fraction)**k`` and must equal the level's target.
+    """
 
     prune_fraction: float = 0.2
 
@@ -101,8 +105,13 @@ class IMPSettings(MethodSettings):
 
 @dataclass(frozen=True)
 class GMPSettings(MethodSettings):
-    """Gradual magnitude pruning: cubic schedule from ``t0`` to ``t1`` (fractions of training),
-    a prune every ``delta_t`` optimizer steps."""
+    """Gradual magnitude pruning (Zhu & Gupta's cubic schedule).
+
+    Attributes:
+        t0: fraction of training at which pruning starts, in [0, 1].
+        t1: fraction of training at which the target is reached, in [0, 1], greater than t0.
+        delta_t: optimizer steps between two pruning events (>= 1); a final prune at t1 always.
+    """
 
     t0: float = 0.1
     t1: float = 0.8
@@ -118,7 +127,11 @@ class GMPSettings(MethodSettings):
 
 @dataclass(frozen=True)
 class SnipSettings(MethodSettings):
-    """SNIP: ``|g * w|`` with g summed over ``num_batches`` training batches."""
+    """SNIP connection sensitivity.
+
+    Attributes:
+        num_batches: training batches whose gradients are summed for ``|g * w|`` (>= 1).
+    """
 
     num_batches: int = 1
 
@@ -128,10 +141,17 @@ class SnipSettings(MethodSettings):
 
 @dataclass(frozen=True)
 class RigLSettings(MethodSettings):
-    """RigL: every ``delta_t`` steps drop/grow ``alpha_t`` of each layer's active weights, with a
-    cosine decay from ``alpha`` to ``alpha_min`` until ``t_end`` of training. ``init_settings``:
-    the settings of the before-training method whose mask RigL starts from (e.g. snip's
-    ``num_batches``), so a mask computed in the job equals the one-shot method's."""
+    """RigL dynamic sparse training from a before-training mask.
+
+    Attributes:
+        delta_t: optimizer steps between two drop/grow updates (>= 1).
+        alpha: initial fraction of each layer's active weights dropped and regrown, in (0, 1].
+        alpha_min: the fraction at the end of the cosine decay, in [0, alpha].
+        t_end: fraction of training after which the mask stays fixed, in (0, 1].
+        init_settings: the settings of the before-training method the mask starts from (e.g.
+            snip's ``num_batches``); checked with that method's class. A mask computed in the job
+            equals the one-shot method's when these agree.
+    """
 
     delta_t: int = 1000
     alpha: float = 0.5
@@ -148,9 +168,13 @@ class RigLSettings(MethodSettings):
 
 @dataclass(frozen=True)
 class DistillSettings(MethodSettings):
-    """Settings of a method with ``MethodInfo.distill_from_dense``: the loss is
-    ``(1 - kd_alpha) * task + kd_alpha * kd_temperature**2 * KL(teacher || student)`` on
-    temperature-softened outputs. Subclass it to add the method's own settings."""
+    """Settings of a method with ``MethodInfo.distill_from_dense`` (subclass it to add the
+    method's own): loss = ``(1 - kd_alpha) * task + kd_alpha * kd_temperature**2 * KL(teacher || student)``.
+
+    Attributes:
+        kd_alpha: weight of the distillation term, in [0, 1] (0: the task loss alone).
+        kd_temperature: softmax temperature T of teacher and student, > 0.
+    """
 
     kd_alpha: float = 0.5
     kd_temperature: float = 2.0
