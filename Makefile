@@ -44,3 +44,10 @@ dryrun-paper: $(STAMP)
 
 clean-demo:
 	rm -rf results/demo
+
+## make smoke-real: every paper model at its real size (random init) through the real rules on real
+## dataset records, a few steps each (~30 min on 2 cores; not in `make test`). docs/smoke-real.md
+## Records: SMCBENCH_REAL_SAMPLES=<folder> (default: shared/real-samples beside the repository).
+.PHONY: smoke-real
+smoke-real: $(STAMP)
+	$(BIN)/python -m smcbench.smoke_real run --cores $(CORES)
