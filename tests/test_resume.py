@@ -390,3 +390,26 @@ def test_fingerprint_covers_inputs_and_code(demo_run_inputs, tmp_path, monkeypat
     assert train.job_fingerprint(spec3)["params"] != fp["params"]
     monkeypatch.setattr(train, "code_version", lambda *a: "edited")
     assert train.job_fingerprint(spec)["code"] == "edited"
+
+
+def test_before_masks_are_computed_in_job_and_shared(demo_run_inputs, tmp_path, quiet_checkpoints):
+    """Without --prev-mask a before/during method computes its init mask in the job (seeded): the
+    same as the mask step writes, and the same for snip and snip+rigl (no RigL update here)."""
+    from smcbench.sparsity.mask import Mask
+    from smcbench.train import RunSpec, compute_before_mask
+
+    root, make_params = demo_run_inputs
+    snip = make_params("snip", 2)
+    rigl = make_params("snip+rigl", 2)
+    rigl["method_settings"]["delta_t"] = 10_000                       # never updates: keeps the init mask
+    _run(root, snip, tmp_path / "snip")
+    _run(root, rigl, tmp_path / "rigl")
+    mask_params = {k: v for k, v in snip.items() if k != "init_mask_from"}
+    compute_before_mask(RunSpec(params=mask_params, data_dir=root / "data", pretrained_dir=root / "pre",
+                                out_dir=tmp_path / "mask", seed=0, log=lambda s: None))
+    a, b, c = (Mask.load(tmp_path / d / "mask.safetensors") for d in ("snip", "rigl", "mask"))
+    assert list(a) == list(b) == list(c)
+    assert all(torch.equal(a[n], b[n]) and torch.equal(a[n], c[n]) for n in a)
+    via_file = _run(root, snip, tmp_path / "snip_file", prev_mask=tmp_path / "mask" / "mask.safetensors")
+    in_job = json.loads((tmp_path / "snip" / "metrics.json").read_text())
+    assert via_file["rows"] == in_job["rows"] and via_file["realized_sparsity"] == in_job["realized_sparsity"]
