@@ -320,3 +320,17 @@ def test_validation_is_cheap_and_params_are_not_revalidated(monkeypatch):
     for r in runs[:500]:
         C.train_params(cfg, r.dataset, r.model, r.method, r.scope, r.level)
     assert not calls  # params read the normalized config; nothing is parsed again per job
+
+
+def test_params_from_cached_pieces_are_the_canonical_json_of_the_jobs_settings():
+    cfg = C.load_config(ROOT / "workflow/configs/demo.yaml")
+    fresh = copy.deepcopy(cfg)  # not the validated object: nothing cached, built from scratch
+    for r in C.iter_runs(cfg):
+        scope = cfg["datasets"][r.dataset]["scope"] if r.method == "dense" else r.scope
+        p = C._job_params(fresh, r.dataset, r.model, r.method, scope, r.level)
+        assert C.mask_params(cfg, r.dataset, r.model, r.method, scope, r.level) == C.canonical_json(p)
+        init = C.METHODS[r.method].init_mask_from
+        if init:
+            p["init_mask_from"] = init
+        assert C.train_params(cfg, r.dataset, r.model, r.method, r.scope, r.level) == C.canonical_json(p)
+        assert json.loads(C.train_params(cfg, r.dataset, r.model, r.method, r.scope, r.level)) == p

@@ -11,6 +11,7 @@ One fact, one place:
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -114,10 +115,12 @@ def validate_config(cfg: dict) -> dict:
     """Check every name and value before any job runs, then fill in the defaults in place (so each
     job's params carry its full typed settings). Raises :class:`ConfigError` naming the key path,
     the value and what is valid. Returns ``cfg``. Idempotent."""
+    _PIECES[:] = [None, {}]
     try:
         _validate(cfg)
     except S.SettingsError as e:
         raise ConfigError(str(e)) from None
+    _PIECES[:] = [cfg, {}]
     return cfg
 
 
@@ -473,6 +476,7 @@ def iter_runs(cfg: dict) -> Iterator[Run]:
                                         yield r
 
 
+@functools.lru_cache(maxsize=None)
 def parse_level(level: str) -> tuple[int, float]:
     """``s0.3600`` → (2, 0.36); ``t0.0500`` → (0, 0.05); ``s0`` → (0, 0.0)."""
     if level == "s0":
@@ -519,21 +523,56 @@ def _job_params(cfg: dict, dataset: str, model: str, method: str, scope: str, le
     }
 
 
+# The normalized settings of the config validated last, as canonical JSON pieces per (dataset,
+# model) and (dataset, method): planning builds thousands of params from a few dozen pieces, and
+# nothing is validated again per job. Filled lazily; reset by validate_config.
+_PIECES: list = [None, {}]
+
+
+def _piece(cfg: dict, key: tuple, make) -> str:
+    if _PIECES[0] is not cfg:
+        return canonical_json(make())
+    cache = _PIECES[1]
+    if key not in cache:
+        cache[key] = canonical_json(make())
+    return cache[key]
+
+
+def _job_params_json(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str,
+                     init: str | None = None) -> str:
+    """``canonical_json(_job_params(...))`` (plus ``init_mask_from``), assembled from cached pieces."""
+    k, s = parse_level(level)
+    q = _quote
+    parts = [
+        ("dataset", q(dataset)), ("device", q(cfg.get("device", "auto"))),
+        ("family", q(cfg["datasets"][dataset]["family"])),
+        ("level", str(int(k))), ("method", q(method)),
+        ("method_settings", _piece(cfg, ("method", dataset, method), lambda: method_settings(cfg, dataset, method))),
+        ("scope", q(scope)), ("target_sparsity", float.__repr__(float(s))),
+        ("task", _piece(cfg, ("task", dataset, model), lambda: task_settings(cfg, dataset, model))),
+    ]
+    if init:
+        parts.append(("init_mask_from", q(init)))
+    parts.sort()
+    return "{" + ",".join(f'"{key}":{value}' for key, value in parts) + "}"
+
+
+def _quote(text: str) -> str:
+    """A string as canonical JSON (``json.dumps`` with ``ensure_ascii``)."""
+    return json.encoder.encode_basestring_ascii(text)  # type: ignore[attr-defined]
+
+
 def train_params(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str) -> str:
-    """The canonical JSON a training job receives (its only settings)."""
+    """The canonical JSON a training job receives (its only settings). The mask rule's settings
+    reach a job that starts from a mask through its input file; its params name the method."""
     if method == DENSE:  # dense prunes nothing; its sparsity is still measured over the dataset's scope
         scope = cfg["datasets"][dataset].get("scope", "paper")
-    p = _job_params(cfg, dataset, model, method, scope, level)
-    init = method_info(method).init_mask_from
-    if init:
-        # the mask rule's settings reach this job through its input file, not its params
-        p["init_mask_from"] = init
-    return canonical_json(p)
+    return _job_params_json(cfg, dataset, model, method, scope, level, METHODS[method].init_mask_from)
 
 
 def mask_params(cfg: dict, dataset: str, model: str, method: str, scope: str, level: str) -> str:
     """The canonical JSON of a before-training mask job (the ``init_mask_from`` method's settings)."""
-    return canonical_json(_job_params(cfg, dataset, model, method, scope, level))
+    return _job_params_json(cfg, dataset, model, method, scope, level)
 
 
 def prepare_params(cfg: dict, dataset: str) -> str:
