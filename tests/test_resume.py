@@ -413,3 +413,103 @@ def test_before_masks_are_computed_in_job_and_shared(demo_run_inputs, tmp_path, 
     via_file = _run(root, snip, tmp_path / "snip_file", prev_mask=tmp_path / "mask" / "mask.safetensors")
     in_job = json.loads((tmp_path / "snip" / "metrics.json").read_text())
     assert via_file["rows"] == in_job["rows"] and via_file["realized_sparsity"] == in_job["realized_sparsity"]
+
+
+def test_git_revision_marks_a_dirty_tree(tmp_path, monkeypatch):
+    from smcbench.train import git_revision
+
+    monkeypatch.delenv("SMCBENCH_GIT_REVISION", raising=False)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    (tmp_path / "a.py").write_text("x = 1\n")
+    for cmd in (["git", "init", "-q"], ["git", "add", "a.py"], ["git", "commit", "-q", "-m", "a"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True, env=env, timeout=30)
+    clean = git_revision(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "untracked.txt").write_text("not part of the code")
+    assert git_revision(tmp_path) == clean
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_revision(tmp_path) == clean + "-dirty"
+    monkeypatch.setenv("SMCBENCH_GIT_REVISION", "abc123")
+    assert git_revision(tmp_path) == "abc123"
+
+
+def test_peak_memory_is_the_jobs_own():
+    """A peak reached before the job started (e.g. in the warm server before the fork, or an
+    earlier job) is not reported: the meter resets the kernel's high-water mark at job start."""
+    import resource
+
+    from smcbench.train import MemoryMeter
+
+    big = torch.ones(64 * 2**20 // 4 * 4)        # 256 MiB, touched
+    del big
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    meter = MemoryMeter(torch.device("cpu"))
+    rep = meter.report()
+    if rep["peak_mem_source"] != "VmHWM since job start":
+        pytest.skip("/proc/self/clear_refs not writable here")
+    assert rep["peak_mem_mb"] < before - 100
+    x = torch.ones(32 * 2**20)                   # 128 MiB during the job: counted
+    assert meter.peak_mb() >= rep["rss_at_start_mb"] + 100
+    del x
+
+
+class _CountingTask:
+    """A toy task that counts evaluations per split (no data files, no pre-trained model)."""
+
+    primary_metric, higher_is_better = "accuracy", True
+
+    def __init__(self):
+        self.calls = {}
+
+    def build_model(self):
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 2)
+
+    def param_groups(self, model, lr, wd):
+        return [{"params": list(model.parameters()), "lr": lr, "weight_decay": wd}]
+
+    def steps_per_epoch(self):
+        return 3
+
+    def train_batches(self, epoch):
+        g = torch.Generator().manual_seed(epoch)
+        return iter([torch.randn(5, 4, generator=g) for _ in range(3)])
+
+    def loss(self, model, batch):
+        return model(batch).pow(2).mean()
+
+    def evaluate(self, model, split):
+        self.calls[split] = self.calls.get(split, 0) + 1
+        return {"accuracy": float(model.weight.detach().abs().sum())}
+
+    def eval_splits(self):
+        return ["test"]
+
+    def baseline(self, split):
+        return {"accuracy": 0.0}
+
+    def signature(self):
+        return "toy"
+
+
+@pytest.mark.parametrize("best_on_test", [False, True])
+def test_test_split_is_evaluated_once_unless_asked(tmp_path, monkeypatch, quiet_checkpoints, best_on_test):
+    from smcbench import train
+
+    task = _CountingTask()
+    monkeypatch.setattr(train, "build_task", lambda spec, device: task)
+    monkeypatch.setattr(train, "resolve_run_scope", lambda model, scope: ["weight"])
+    training = {"lr": 0.01, "epochs": 3, "schedule": "constant"}
+    if best_on_test:
+        training["report_best_on_test"] = True
+    params = {"family": "toy", "dataset": "toyset", "method": "omp_before", "method_settings": {}, "scope": "paper",
+              "level": 1, "target_sparsity": 0.25, "device": "cpu", "task": {"training": training}}
+    m = train.run_training(train.RunSpec(params=params, data_dir=tmp_path, pretrained_dir=tmp_path,
+                                         out_dir=tmp_path / "run", seed=0, log=lambda s: None))
+    assert task.calls["validation"] == 3                      # once per epoch, reused for the report
+    test_row = next(r for r in m["rows"] if r["split"] == "test")
+    if best_on_test:
+        assert task.calls["test"] == 3 + 1 and test_row["value_best_on_test"] is not None
+    else:
+        assert task.calls["test"] == 1 and test_row["value_best_on_test"] is None

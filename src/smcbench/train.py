@@ -78,13 +78,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def git_revision() -> str:
+def git_revision(where: Path | None = None) -> str:
     """The code's git revision, ``-dirty`` appended when tracked files have uncommitted changes
     (``SMCBENCH_GIT_REVISION`` overrides, e.g. for an installed copy without ``.git``)."""
     rev = os.environ.get("SMCBENCH_GIT_REVISION")
     if rev:
         return rev
-    here = Path(__file__).resolve().parent
+    here = Path(where) if where is not None else Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
                              text=True, timeout=5)
