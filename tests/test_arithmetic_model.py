@@ -208,3 +208,33 @@ def test_sparsity_scopes_see_the_intended_embeddings_and_heads(workdir):
         "roberta.embeddings.token_type_embeddings.weight", "predict.const_embed", "generate.op_embed.weight"}
     assert paper - set(resolve_scope(model, "no_heads")) == {
         "predict.op_head.weight", "predict.num_head.proj.weight", "predict.num_head.out.weight"}
+
+
+@pytest.mark.parametrize("arch", ["gts", "graph2tree"])
+def test_batched_decoding_equals_per_problem_decoding(workdir, arch):
+    """Greedy decoding and teacher forcing run a whole batch of problems at once (each step expands
+    the next goal of every unfinished problem); the results equal decoding each problem alone."""
+    task = make_task(workdir, arch, seed=3)
+    model = task.build_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for batch in list(task.train_batches(0))[:4]:  # a few steps, so predictions differ by problem
+        opt.zero_grad()
+        task.loss(model, batch).backward()
+        opt.step()
+    model.eval()
+    n = len(task.rows["test"])
+    with torch.no_grad():
+        batched = model.decode(task._collate("test", list(range(n)), False), None, max_len=9)
+        alone = [model.decode(task._collate("test", [i], False), None, max_len=9)[0] for i in range(n)]
+        assert batched == alone
+        assert len({tuple(s) for s in batched}) > 1  # not a constant prediction
+        rows = [i for i in range(n) if task._encoded["test"][i]["targets"] is not None][:12]
+        b = task._collate("test", rows, True)
+        scores, gold = model.decode(b, b["targets"])
+        per = [model.decode(task._collate("test", [i], True), task._collate("test", [i], True)["targets"]) for i in rows]
+    # batched scores come step-major: at step t, every problem with more than t target tokens
+    lengths = [len(gl) for _, gl in per]
+    order = [(b, t) for t in range(max(lengths)) for b in range(len(rows)) if t < lengths[b]]
+    assert len(order) == scores.size(0)
+    for k, (b, t) in enumerate(order):
+        assert torch.allclose(scores[k], per[b][0][t], atol=1e-4) and gold[k] == per[b][1][t]
