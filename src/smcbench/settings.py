@@ -823,11 +823,16 @@ def _field_schema(default: Any, m: dict) -> dict:
     return s
 
 
+def _summary(cls) -> str:
+    """A class docstring without its ``Attributes:`` section, on one line."""
+    return " ".join((cls.__doc__ or "").split("Attributes:", 1)[0].split())
+
+
 def class_schema(cls) -> dict:
     out: dict = {"type": "object", "additionalProperties": False}
-    doc = (cls.__doc__ or "").strip()
+    doc = _summary(cls)
     if doc:
-        out["description"] = " ".join(doc.split())
+        out["description"] = doc
     sp = specs(cls)
     req = [name for name, default, _ in sp if default is MISSING]
     if req:
@@ -921,7 +926,7 @@ def _rule_text(m: dict) -> str:
 
 
 def class_table(cls, title: str) -> str:
-    rows = [f"### {title}", "", " ".join((cls.__doc__ or "").split()), "",
+    rows = [f"### {title}", "", _summary(cls), "",
             "| key | type and range | default | meaning |", "|---|---|---|---|"]
     sp = specs(cls)
     if not sp:
