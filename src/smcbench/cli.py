@@ -47,12 +47,21 @@ def _threads(n: int | None) -> None:
 
 # --- steps ------------------------------------------------------------------------------------
 def cmd_validate(a) -> int:
+    """The checks the Snakefile runs at planning (typed settings, names, ranges); ``--show`` prints
+    the config with every default filled in (what the jobs receive)."""
     from .config import ConfigError, iter_runs, load_config
 
     try:
         cfg = load_config(a.config)
     except ConfigError as e:
         return _fail(str(e))
+    if a.show:
+        import yaml
+
+        part = cfg if a.show == "all" else cfg["datasets"].get(a.show) or cfg["models"].get(a.show)
+        if part is None:
+            return _fail(f"--show {a.show!r}: not a dataset or model of {a.config} (or use --show all)")
+        print(yaml.safe_dump(part, sort_keys=False, default_flow_style=None, width=110), end="")
     n = sum(1 for _ in iter_runs(cfg))
     print(f"{a.config}: ok ({len(cfg['datasets'])} datasets, {len(cfg['methods'])} methods, {n} training runs)")
     return 0
@@ -213,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="smcbench", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("validate", help="check a config file")
+    p = sub.add_parser("validate", help="check a config file (the same checks as planning)")
     p.add_argument("--config", default="config.yaml")
+    p.add_argument("--show", metavar="NAME", help="print a dataset's or model's entry (or 'all': the whole config) "
+                   "with every default filled in")
     p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser("download", help="resolve a dataset/model source into a local, checksummed folder")
