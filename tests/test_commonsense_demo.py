@@ -99,6 +99,9 @@ def test_make_pretrained_saves_safetensors_and_tokenizer(pretrained):
 
 def test_hub_or_local_model_is_used_in_place(tmp_path):
     (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        cs.make_pretrained("roberta_large", {"arch": "roberta_mc"}, str(tmp_path), tmp_path / "o")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     info = cs.make_pretrained("roberta_large", {"arch": "roberta_mc"}, str(tmp_path), tmp_path / "o")
     assert info["path"] == str(tmp_path)
     with pytest.raises(ValueError, match="no config.json"):
@@ -163,4 +166,5 @@ def test_dense_finetune_beats_chance(tmp_path, pretrained):
     assert task.baseline("test")["accuracy"] <= 35.0
     assert acc["n"] == 80
     assert acc["accuracy"] >= 60.0, (before, acc)
-    assert task.signature() == "accuracy|selection:validation|input:fairseq-mc|arch:roberta_mc"
+    assert task.signature().startswith(
+        "accuracy=100*correct/n|selection:validation|input:fairseq-mc|arch:roberta_mc|transformers:")

@@ -81,7 +81,7 @@ def test_csqa_real_records_and_hf_schema_in_original_names(tmp_path):
     with pytest.raises(ValueError, match=r"2 train question\(s\) also occur in the test split.*"
                                          r"train_rand_split\.jsonl vs .*dev_rand_split\.jsonl"):
         cs.prepare("csqa", str(src), tmp_path / "bad", {"validation_fraction": 0.1, "split_seed": 3})
-    settings = {"validation_fraction": 0.1, "split_seed": 3, "overlap": "drop"}
+    settings = {"validation_fraction": 0.1, "split_seed": 3, "on_overlap": "drop_from_train"}
     meta = cs.prepare("csqa", str(src), tmp_path / "out", settings)
     splits = check_schema(tmp_path / "out", 5)
     assert sum(meta["overlap_dropped"].values()) == 2

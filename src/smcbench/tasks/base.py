@@ -111,6 +111,20 @@ class Task:
         return f"{self.primary_metric}|family:{self.family}"
 
 
+def package_versions(*names: str) -> str:
+    """``name:version`` of each installed package, ``|``-joined (``name:absent`` if missing), for
+    metric signatures: a result says which tokenizer and metric code produced it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}:{version(name)}")
+        except PackageNotFoundError:
+            out.append(f"{name}:absent")
+    return "|".join(out)
+
+
 def pretrained_path(pretrained_dir: str | Path) -> Path:
     """The folder holding the pre-trained weights recorded by the ``pretrained`` rule.
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from ..download import sha256_file
 from ..io import clean_text, extract_archive, is_archive, iter_jsonl, read_json_file, read_jsonl, write_jsonl
 from . import synthetic_commonsense as synth
-from .base import Task, pretrained_path
+from .base import Task, package_versions, pretrained_path
 
 DATASETS = {"csqa", "winogrande", "race", "demo_cs_easy", "demo_cs_hard"}
 ARCHS = ("roberta_mc", "roberta_mlm")
@@ -455,7 +455,7 @@ def prepare(dataset: str, source: str, out_dir: str | Path, settings: dict, fold
 
     Refused with a message naming the files: an empty split, a split with no labelled rows, a
     test question that also occurs in train or validation (same text and choices;
-    ``settings.overlap: drop`` removes such rows from train/validation instead)."""
+    ``settings.on_overlap: drop_from_train`` removes such rows from train/validation instead)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fraction = float(settings.get("validation_fraction", 0.1))
@@ -501,14 +501,16 @@ def prepare(dataset: str, source: str, out_dir: str | Path, settings: dict, fold
         else:
             raise ValueError(f"no commonsense loader for dataset {dataset!r} (known: csqa, "
                              "winogrande, race; set settings.loader to one of them)")
-        _check_not_empty({"train": train, **splits}, origin, reader, dataset)
-        if "validation" not in splits:
-            train, splits["validation"] = _carve(train, fraction, split_seed, group)
-            origin["validation"] = "train"
         splits["train"] = train
-        meta = {"dataset": dataset, "source": str(src), "layout": layout, **reader.meta()}
-        meta["overlap_dropped"] = _check_overlap(splits, origin, reader, dataset,
-                                                 str(settings.get("overlap", "error")))
+        _check_not_empty(splits, origin, reader, dataset)
+        # before the carve, so dropped rows never unbalance validation
+        overlap_dropped = _check_overlap(splits, origin, reader, dataset,
+                                         str(settings.get("on_overlap", "error")))
+        if "validation" not in splits:
+            splits["train"], splits["validation"] = _carve(splits["train"], fraction, split_seed, group)
+            origin["validation"] = "train"
+        meta = {"dataset": dataset, "source": str(src), "layout": layout, **reader.meta(),
+                "overlap_dropped": overlap_dropped}
     for name, rows in splits.items():
         if not rows:
             files = (reader.split_files.get(origin.get(name, ""), []) if reader else []) or ["(synthetic)"]
@@ -554,10 +556,10 @@ def _content_key(row: dict) -> tuple:
 def _check_overlap(splits: dict[str, list[dict]], origin: dict[str, str], reader: _Reader,
                    dataset: str, mode: str) -> dict[str, int]:
     """Test questions must not occur in train or validation. ``mode`` ``error`` (default)
-    raises naming both files and an example; ``drop`` removes them from train/validation and
+    raises naming both files and an example; ``drop_from_train`` removes them from train/validation and
     returns the counts (recorded in meta.json)."""
-    if mode not in ("error", "drop"):
-        raise ValueError(f"dataset {dataset!r}: settings.overlap={mode!r} (known: error, drop)")
+    if mode not in ("error", "drop_from_train"):
+        raise ValueError(f"dataset {dataset!r}: settings.on_overlap={mode!r} (known: error, drop_from_train)")
     test_keys: dict[tuple, str] = {}
     for name, rows in splits.items():
         if name.startswith("test"):
@@ -569,7 +571,7 @@ def _check_overlap(splits: dict[str, list[dict]], origin: dict[str, str], reader
         hits = [r for r in rows if _content_key(r) in test_keys]
         if not hits:
             continue
-        if mode == "drop":
+        if mode == "drop_from_train":
             splits[name] = [r for r in rows if _content_key(r) not in test_keys]
             dropped[name] = len(hits)
             continue
@@ -579,7 +581,7 @@ def _check_overlap(splits: dict[str, list[dict]], origin: dict[str, str], reader
             f"dataset {dataset!r}: {len(hits)} {name} question(s) also occur in the test split "
             f"(e.g. {name} {hits[0]['id']!r} = {test_keys[_content_key(hits[0])]}); files "
             f"{', '.join(files)} vs {', '.join(test_files)}. Use a clean release, or set "
-            "settings.overlap: drop to remove them from train/validation")
+            "settings.on_overlap: drop_from_train to remove them from train/validation")
     return dropped
 
 
@@ -618,11 +620,17 @@ def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Pa
     if arch not in ARCHS:
         raise ValueError(f"model {model_name!r}: arch {arch!r} is unknown (known: {', '.join(ARCHS)})")
     if source != "synthetic":
+        from transformers import RobertaForMaskedLM
+
+        from .hf_checkpoint import resolve_weights
+
         path = Path(source)
         if not (path / "config.json").is_file():
             raise ValueError(f"model {model_name!r}: {path} has no config.json; expected a Hugging "
                              "Face model folder (e.g. a snapshot of FacebookAI/roberta-large)")
-        return {"path": str(path), "arch": arch, "source": source}
+        # safetensors in place; pytorch_model.bin only: converted once, tensors only
+        use, conversion = resolve_weights(model_name, path, Path(out_dir), RobertaForMaskedLM)
+        return {"path": str(use), "arch": arch, "source": source, **conversion}
     return _pretrain_synthetic(model_name, entry, Path(out_dir))
 
 
@@ -1111,10 +1119,12 @@ class CommonsenseTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
-        """``{"accuracy": %, "n": number of questions}`` on ``split``."""
+        """``{"accuracy": %, "n": number of questions}`` on ``split``; the accuracy is computed
+        from the counts in Python floats (92 of 100 is exactly 92.0)."""
         pred = self.predict(model, split)
         labels = self.encoded(split)["labels"]
-        return {"accuracy": 100.0 * (pred == labels).float().mean().item(), "n": int(labels.numel())}
+        correct, n = int((pred == labels).sum()), int(labels.numel())
+        return {"accuracy": 100.0 * correct / n, "n": n}
 
     def baseline(self, split: str) -> dict[str, float]:
         """max(chance, rate of train's most frequent label on ``split``), in %."""
@@ -1122,12 +1132,13 @@ class CommonsenseTask(Task):
         chance = 100.0 * sum(1.0 / len(r["choices"]) for r in rows) / len(rows)
         majority_label = Counter(r["label"] for r in self.rows("train")).most_common(1)[0][0]
         majority = 100.0 * sum(r["label"] == majority_label for r in rows) / len(rows)
-        return {"accuracy": max(chance, majority)}
+        return {"accuracy": max(chance, majority), "n": len(rows)}
 
     def signature(self) -> str:
         layout = {"csqa": "fairseq-mc", "race": "fairseq-race", "winogrande": "mc-blank"}
         inp = "fairseq-wsc-mlm" if self.mlm else layout[self.input_format]
-        return f"accuracy|selection:validation|input:{inp}|arch:{self.arch}"
+        return (f"accuracy=100*correct/n|selection:validation|input:{inp}|arch:{self.arch}|"
+                + package_versions("transformers", "tokenizers", "torch"))
 
 
 def winogrande_margin_loss(scores: torch.Tensor, labels: torch.Tensor, alpha: float,

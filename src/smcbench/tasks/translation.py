@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from .base import Task, iter_jsonl, pretrained_path, read_jsonl, write_jsonl
+from .base import Task, iter_jsonl, package_versions, pretrained_path, read_jsonl, write_jsonl
 
 #: the ten OPUS-100 languages of the paper's 10-to-10 setting, and the pivot
 LANGUAGES = ["cs", "de", "fr", "gu", "ja", "my", "ro", "ru", "vi", "zh"]
@@ -140,7 +140,7 @@ def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dic
 
     ``source`` is ``"synthetic"`` (demo world, see ``translation_synthetic``) or a local folder in
     the HF ``Helsinki-NLP/opus-100`` snapshot layout (parquet) or the original
-    ``opus-100-corpus/v1.0/supervised/<pair>/`` layout. Settings: ``languages`` (fine-tuning
+    ``opus-100-corpus/v1.0/supervised/<pair>/`` layout (or that release's archive). Settings: ``languages`` (fine-tuning
     set), ``test_languages`` (default: all ten), caps per pair (see ``translation_opus``).
     Returns the meta dict (source, sha256 of raw files, counts, drops)."""
     if fold is not None:
@@ -153,9 +153,13 @@ def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dic
     if str(source) == "synthetic":
         splits, meta = _synthetic_splits(settings, languages, test_languages)
     else:
+        from ..io import extract_archive, is_archive
         from .translation_opus import read_opus100
 
-        splits, meta = read_opus100(Path(source), languages, test_languages, settings)
+        root = Path(source)
+        if is_archive(root):  # e.g. opus-100-corpus-v1.0.tar.gz as the publisher ships it
+            root = extract_archive(root, out_dir / "raw")
+        splits, meta = read_opus100(root, languages, test_languages, settings)
     counts, per_direction = {}, {}
     for split in SPLITS:
         tally: dict[str, int] = {}
@@ -258,7 +262,7 @@ def make_pretrained(model_name: str, entry: dict[str, Any], source: str | Path,
     settings = dict(entry.get("settings") or {})
     out_dir = Path(out_dir)
     if str(source) != "synthetic":
-        return _check_local_mbart(model_name, Path(source))
+        return _check_local_mbart(model_name, Path(source), out_dir)
     from transformers import MBartConfig, MBartForConditionalGeneration
 
     from .translation_synthetic import WORLD_LANGUAGES, build_tokenizer, build_world, pretrain_denoising
@@ -294,7 +298,7 @@ def make_pretrained(model_name: str, entry: dict[str, Any], source: str | Path,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def _check_local_mbart(model_name: str, path: Path) -> dict[str, Any]:
+def _check_local_mbart(model_name: str, path: Path, out_dir: Path) -> dict[str, Any]:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"model {model_name!r}: {path}/config.json not found; pass a local "
                                 "snapshot of facebook/mbart-large-cc25 (or another mBART checkpoint)")
@@ -302,14 +306,15 @@ def _check_local_mbart(model_name: str, path: Path) -> dict[str, Any]:
     if config.get("model_type") != "mbart":
         raise ValueError(f"model {model_name!r}: {path}/config.json has model_type "
                          f"{config.get('model_type')!r}, expected 'mbart'")
-    if not list(path.glob("*.safetensors")):
-        raise FileNotFoundError(
-            f"model {model_name!r}: no *.safetensors weights in {path} (found "
-            f"{sorted(p.name for p in path.iterdir())}); this project never unpickles .bin files. "
-            "Download the repository's safetensors revision or convert the checkpoint once with "
-            "transformers' save_pretrained on a trusted machine")
-    return {"path": str(path), "arch": "mbart", "source": str(path), "model": model_name,
-            "vocab_size": config.get("vocab_size")}
+    from transformers import MBartForConditionalGeneration
+
+    from .hf_checkpoint import resolve_weights
+
+    # safetensors are used in place; a snapshot with only pytorch_model.bin (the Hub's main
+    # revision of mbart-large-cc25) is converted once, tensors only (never unpickling objects)
+    use, conversion = resolve_weights(model_name, path, out_dir, MBartForConditionalGeneration)
+    return {"path": str(use), "arch": "mbart", "source": str(path), "model": model_name,
+            "vocab_size": config.get("vocab_size"), **conversion}
 
 
 # --- the task -----------------------------------------------------------------------------------
@@ -614,7 +619,8 @@ class TranslationTask(Task):
         parts = [f"{'+'.join(langs)}:{sig}" for sig, langs in sigs.items()]
         decode = "greedy" if self.num_beams == 1 else f"beam{self.num_beams}"
         return (f"bleu=mean over directions|sacrebleu per target: {' ; '.join(parts)}"
-                f"|decode:{decode}|langtok:tang2020|selection:{self.selection_metric}@validation")
+                f"|decode:{decode}|langtok:tang2020|selection:{self.selection_metric}@validation|"
+                + package_versions("sacrebleu", "transformers", "tokenizers", "torch"))
 
 
 def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:

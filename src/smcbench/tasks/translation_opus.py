@@ -127,14 +127,14 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
 
     Train/validation come from the fine-tuning ``languages``; test from ``test_languages``.
     A split left with no sentence pairs is an error naming its files; a train or validation
-    pair that also occurs in the pair's test split is an error (``settings.overlap: drop``
+    pair that also occurs in the pair's test split is an error (``settings.on_overlap: drop_from_train``
     removes it instead, counted as ``<pair>:in_test``).
     """
     if not root.is_dir():
         raise FileNotFoundError(f"OPUS-100 source {root} is not a folder")
-    overlap = str(settings.get("overlap", "error"))
-    if overlap not in ("error", "drop"):
-        raise ValueError(f"translation settings.overlap={overlap!r} (known: error, drop)")
+    overlap = str(settings.get("on_overlap", "error"))
+    if overlap not in ("error", "drop_from_train"):
+        raise ValueError(f"translation settings.on_overlap={overlap!r} (known: error, drop_from_train)")
     caps = {"train": settings.get("max_train_per_pair"),
             "validation": settings.get("max_validation_per_pair", 500),
             "test": settings.get("max_test_per_pair")}
@@ -168,7 +168,7 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
                         raise ValueError(
                             f"{split_paths[split][0]}: sentence pair {i + 1} also occurs in the "
                             f"test split ({', '.join(map(str, split_paths['test']))}); use a clean "
-                            "release or set settings.overlap: drop")
+                            "release or set settings.on_overlap: drop_from_train")
                     in_test += 1
                     continue
                 kept.append((i, en.strip(), other.strip()))
