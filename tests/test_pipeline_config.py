@@ -334,3 +334,15 @@ def test_params_from_cached_pieces_are_the_canonical_json_of_the_jobs_settings()
             p["init_mask_from"] = init
         assert C.train_params(cfg, r.dataset, r.model, r.method, r.scope, r.level) == C.canonical_json(p)
         assert json.loads(C.train_params(cfg, r.dataset, r.model, r.method, r.scope, r.level)) == p
+
+
+def test_cli_validate_shows_an_entry_with_defaults_filled():
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "validate", "--config", "workflow/configs/demo.yaml",
+                           "--show", "demo_mawps"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    entry = yaml.safe_load(proc.stdout.rsplit("\n", 2)[0])
+    assert entry["training"]["schedule"] == "constant" and entry["training"]["amp"] == "bf16"  # default filled
+    assert entry["settings"]["n_folds"] == 5 and entry["folds"] == [0, 1]
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "validate", "--config", "workflow/configs/demo.yaml",
+                           "--show", "nope"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and "not a dataset or model" in proc.stderr
