@@ -270,35 +270,41 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
 
 
 def _check_levels_of_method(method: str, settings: dict, levels: list[int], where: str) -> None:
-    """Each level k (or explicit target, k = 0) must be one the method's jobs accept (IMP rounds:
-    the target its ``prune_fraction`` reaches)."""
-    from .sparsity import registry
-
-    check_run = getattr(registry, "check_run", None)
-    if check_run is None or method == DENSE:
+    """Each level k must be one the method's jobs accept (IMP rounds: the target its
+    ``prune_fraction`` reaches)."""
+    if method == DENSE:
         return
     for k in levels:
-        try:
-            check_run(method, settings, k, target_sparsity(k))
-        except ValueError as e:
+        error = _run_error(method, canonical_json(settings), k, target_sparsity(k))
+        if error:
             hint = (" (the levels s_k = 1 - 0.8**k need prune_fraction 0.2)"
-                    if METHODS[method].iterative and "prune_fraction" in str(e) else "")
-            raise ConfigError(f"{where}: method {method!r} at level {k}: {e}{hint}") from None
+                    if METHODS[method].iterative and "prune_fraction" in error else "")
+            raise ConfigError(f"{where}: method {method!r} at level {k}: {error}{hint}")
 
 
 def _check_targets_of_method(method: str, settings: dict, targets: list[float], where: str) -> None:
+    for t in targets:
+        error = _run_error(method, canonical_json(settings), 0, float(t))
+        if error:
+            raise ConfigError(f"{where}: method {method!r} at target {t}: {error}"
+                              + (" (an iterative method at an explicit target runs one round from the dense "
+                                 "fine-tune)" if METHODS[method].iterative else ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _run_error(method: str, settings_json: str, level: int, target: float) -> str:
+    """The registry's per-(method, level) check (``check_run``), once per distinct input: the
+    message of the error a job of that level would raise, or ``""``."""
     from .sparsity import registry
 
     check_run = getattr(registry, "check_run", None)
     if check_run is None:
-        return
-    for t in targets:
-        try:
-            check_run(method, settings, 0, float(t))
-        except ValueError as e:
-            raise ConfigError(f"{where}: method {method!r} at target {t}: {e}"
-                              + (" (an iterative method at an explicit target runs one round from the dense "
-                                 "fine-tune)" if METHODS[method].iterative else "")) from None
+        return ""
+    try:
+        check_run(method, json.loads(settings_json), level, target)
+    except ValueError as e:
+        return str(e)
+    return ""
 
 
 def _check_folds(name: str, d: dict, settings: Any, where: str) -> None:
