@@ -565,6 +565,7 @@ class TranslationModel:
     pretrain_steps: int = opt("int", 400, _PRE + "denoising pre-training steps", ge=0)
     pretrain_batch_size: int = opt("int", 32, _PRE + "pre-training batch size", ge=1)
     pretrain_lr: float = opt("float", 3e-3, _PRE + "pre-training learning rate", gt=0)
+    pretrain_threads: int = opt("int", None, _PRE + "torch threads while pre-training (default: torch's current)", ge=1)
     mask_ratio: float = opt("float", 0.35, _PRE + "fraction of words masked", ge=0, lt=1)
     shuffle_window: int = opt("int", 0, _PRE + "local word shuffle window (0 = off)", ge=0)
     suffix_noise: float = opt("float", 0.0, _PRE + "probability of a corrupted suffix", ge=0, le=1)
@@ -878,6 +879,10 @@ def json_schema() -> dict:
         defs[entry]["allOf"] = []
         for name, fam in FAMILY_SETTINGS.items():
             then = {"settings": {"anyOf": [{"$ref": f"#/$defs/{getattr(fam, kind).__name__}"}, {"type": "null"}]}}
+            if kind == "model":
+                from .tasks import ARCHS
+
+                then["arch"] = {"enum": list(ARCHS.get(name, ()))}
             if kind == "dataset":
                 then["training"] = {"anyOf": [{"$ref": f"#/$defs/{fam.training.__name__}"}, {"type": "null"}]}
             defs[entry]["allOf"].append({"if": {"properties": {"family": {"const": name}}, "required": ["family"]},
@@ -902,6 +907,8 @@ def _fmt(v: Any) -> str:
         return "required"
     if v is None:
         return "unset"
+    if isinstance(v, bool):
+        return f"`{str(v).lower()}`"
     if isinstance(v, (tuple, list, dict)):
         import json
 
@@ -911,7 +918,7 @@ def _fmt(v: Any) -> str:
 
 def _rule_text(m: dict) -> str:
     kind = m["kind"]
-    kind_name = kind.__name__ if isinstance(kind, type) else kind
+    kind_name = f"mapping ({kind.__name__})" if isinstance(kind, type) else kind
     parts = [{"ints": "list of int", "floats": "list of float", "strs": "list of str"}.get(kind_name, kind_name)]
     r = _range_text(m)
     if r:
@@ -940,7 +947,11 @@ def reference_markdown() -> str:
     """The key reference of docs/configuration.md, generated from the classes above."""
     from .sparsity.registry import METHODS
 
-    parts = [class_table(ConfigSettings, "Top level"), class_table(DatasetEntry, "Dataset entry (`datasets.<name>`)"),
+    from .tasks import ARCHS
+
+    families = "; ".join(f"`{f}` (archs: {', '.join(f'`{a}`' for a in ARCHS.get(f, ()))})" for f in FAMILY_SETTINGS)
+    parts = ["Families: " + families + ".\n",
+             class_table(ConfigSettings, "Top level"), class_table(DatasetEntry, "Dataset entry (`datasets.<name>`)"),
              class_table(ModelEntry, "Model entry (`models.<name>`)"), class_table(ExtraRun, "Extra run (`extra_runs[i]`)"),
              class_table(AnalysisSettings, "Analysis (`analysis`)"),
              class_table(ResourceSettings, "Resources (`resources.<rule>`)"),
