@@ -230,6 +230,13 @@ def test_empty_run_methods(demo_cfg):
             "datasets.demo_mawps.run_methods is empty")
 
 
+def test_synthetic_dataset_and_model_from_different_worlds(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_2to2"]["settings"].update(world_seed=8),
+            "datasets.demo_mt_2to2.settings.world_seed=8", "models.demo_mbart.settings.world_seed=7", "same world")
+    rejects(demo_cfg, lambda c: c["models"]["demo_roberta"]["settings"].update(n_people=50),
+            "datasets.demo_cs_easy.settings.n_people=60", "n_people=50")
+
+
 def test_bad_values_through_the_cli(tmp_path, demo_cfg):
     bad = copy.deepcopy(demo_cfg)
     bad["datasets"]["demo_cs_easy"]["training"]["lr"] = "fast"

@@ -234,6 +234,8 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
         if models[model]["family"] != d["family"]:
             raise ConfigError(f"model {model!r} is a {models[model]['family']} model but dataset {name!r} is "
                               f"{d['family']}: pick a model of the same family")
+    for model in d["models"]:
+        _check_same_world(name, d, model, models[model], family.dataset)
     validate_scope_name(entry.scope, f"{where}.scope")
     if entry.levels is not None:
         _check_levels(list(entry.levels), f"{where}.levels")
@@ -267,6 +269,20 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
     out["settings"] = S.to_dict(settings)
     out["training"] = S.to_dict(training)
     return out
+
+
+def _check_same_world(name: str, d: dict, model: str, m: dict, dataset_cls: type) -> None:
+    """A synthetic dataset and the synthetic model fine-tuned on it come from the same world."""
+    keys = getattr(dataset_cls, "world_keys", ())
+    if not keys or d["source"] != "synthetic" or m["source"] != "synthetic":
+        return
+    ds = S.to_dict(S.parse(dataset_cls, d.get("settings"), f"datasets.{name}.settings"))
+    ms = m["settings"]
+    for key in keys:
+        if key in ms and ds.get(key) != ms[key]:
+            raise ConfigError(f"datasets.{name}.settings.{key}={ds.get(key)!r} but its model {model!r} was pre-trained "
+                              f"with models.{model}.settings.{key}={ms[key]!r}: a synthetic dataset and its model "
+                              f"must come from the same world ({', '.join(keys)} equal)")
 
 
 def _check_levels_of_method(method: str, settings: dict, levels: list[int], where: str) -> None:

@@ -571,6 +571,12 @@ class TranslationModel:
     suffix_noise: float = opt("float", 0.0, _PRE + "probability of a corrupted suffix", ge=0, le=1)
 
 
+# The keys of a synthetic world that a synthetic dataset and the synthetic model fine-tuned on it
+# must share (the job refuses a model pre-trained on another world).
+CommonsenseDataset.world_keys = ("world_seed", "n_people")  # type: ignore[attr-defined]
+TranslationDataset.world_keys = ("world_seed", "n_nouns", "n_verbs", "n_adjs", "cognate_fraction")  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Family:
     """A family's settings classes (what its config entries may hold)."""
