@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from smcbench.tasks import arithmetic as A
-from smcbench.tasks.arith_equations import evaluate_prefix, values_match
-from smcbench.tasks.arith_generator import VARIANTS, generate, vocabulary
+from smcbench.tasks.arithmetic.equations import evaluate_prefix, values_match
+from smcbench.tasks.arithmetic.synthetic import VARIANTS, generate, vocabulary
 from smcbench.tasks.base import read_jsonl
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from smcbench.tasks.arith_equations import (EquationError, canonical_constant, check_prefix, evaluate_prefix,
+from smcbench.tasks.arithmetic.equations import (EquationError, canonical_constant, check_prefix, evaluate_prefix,
                                             is_complete_prefix, most_frequent_fitting, values_match)
 
 

@@ -10,7 +10,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smcbench.tasks import arithmetic as A  # noqa: E402
-from smcbench.tasks.arith_equations import is_complete_prefix  # noqa: E402
+from smcbench.tasks.arithmetic.equations import is_complete_prefix  # noqa: E402
+from smcbench.tasks.arithmetic.task import build_word_tokenizer  # noqa: E402
+from smcbench.tasks.base import read_jsonl, write_jsonl  # noqa: E402
 
 MODEL_SETTINGS = {"embedding_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
                   "world_seed": 7, "pretrain_steps": 0, "max_length": 64, "hidden_size": 64, "lstm_layers": 1,
@@ -114,7 +116,7 @@ def test_number_masks_align_to_their_first_subtoken(tmp_path):
              "equation": ["+", "number1", "number0"], "answer": 7.0}]
     (tmp_path / "data").mkdir()
     for split in ("train", "validation", "test"):
-        A.write_jsonl(tmp_path / "data" / f"{split}.jsonl", rows)
+        write_jsonl(tmp_path / "data" / f"{split}.jsonl", rows)
     settings = {"model": {"arch": "gts", "settings": {"hidden_size": 8, "lstm_layers": 1, "min_constant_count": 1}}}
     task = A.TASK("x", settings, tmp_path / "data", tmp_path / "pre", seed=0)
     ids = fast(rows[0]["question"])["input_ids"]
@@ -146,7 +148,7 @@ def test_dense_finetune_beats_the_trivial_baseline(workdir):
 
 @pytest.mark.parametrize("arch", ["gts", "graph2tree"])
 def test_beam_search_is_valid_and_width_one_equals_greedy(workdir, arch):
-    from smcbench.tasks.arith_search import beam_search
+    from smcbench.tasks.arithmetic.search import beam_search
 
     task = make_task(workdir, arch, max_output_length=7)
     model = task.build_model().eval()
@@ -173,9 +175,9 @@ def test_real_sample_rows_train_and_decode(tmp_path, dataset, sub, fold):
     if not src.exists():
         pytest.skip(f"real samples not available at {src}")
     A.prepare(dataset, src, tmp_path / "data", {"validation_fraction": 0.2}, fold=fold)
-    rows = [r for s in ("train", "validation", "test") for r in A.read_jsonl(tmp_path / "data" / f"{s}.jsonl")]
+    rows = [r for s in ("train", "validation", "test") for r in read_jsonl(tmp_path / "data" / f"{s}.jsonl")]
     words = sorted({w for r in rows for w in r["question"].split()})
-    tok = A.build_word_tokenizer(words)
+    tok = build_word_tokenizer(words)
     tok.save_pretrained(tmp_path / "pre")
     RobertaModel(RobertaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                intermediate_size=16, max_position_embeddings=130, pad_token_id=1)

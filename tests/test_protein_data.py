@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from smcbench.tasks import protein
-from smcbench.tasks import protein_data as pdata
+from smcbench.tasks.protein import data as pdata
 from smcbench.tasks.base import read_jsonl
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-samples"

@@ -15,7 +15,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smcbench.tasks import protein  # noqa: E402
-from smcbench.tasks import protein_models as pm  # noqa: E402
+from smcbench.tasks.protein import model as pm  # noqa: E402
 
 try:
     pm.import_esm_inverse_folding()

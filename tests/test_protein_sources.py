@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smcbench import download  # noqa: E402
 from smcbench.tasks import protein  # noqa: E402
-from smcbench.tasks import protein_models as pm  # noqa: E402
+from smcbench.tasks.protein import model as pm  # noqa: E402
 from smcbench.tasks.base import read_jsonl  # noqa: E402
 
 TINY = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}

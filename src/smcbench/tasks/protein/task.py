@@ -1,272 +1,27 @@
-"""Protein thermostability family (SMC-Bench §protein): HotProtein HP-S / HP-S²C2 / HP-S²C5,
-Meltome Atlas (FLIP splits), and the synthetic demo; models ESM-1b, TAPE and ESM-IF1.
-
-Contract: see ``tasks/base.py``. Datasets are told apart by ``settings["variant"]`` (``hp_s``,
-``hp_s2c2``, ``hp_s2c5``, ``meltome``) or, when absent, by the dataset name; ``source:
-synthetic`` always means the demo generator. Models are told apart by ``arch`` (``esm``,
-``tape``, ``esm_if1``). Row schema and choices (Meltome classes, pooling, heads) are documented in
-the README (protein) and ``protein_data``'s module docstring.
-"""
+"""Protein models' ``make_pretrained`` and the task: sequence (or structure) → thermostability class.
+Models are told apart by ``arch`` (``esm``, ``tape``, ``esm_if1``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from ..download import sha256_file
-from . import protein_data as pdata
-from .base import Task, package_versions, pretrained_path, read_jsonl, write_jsonl
+from ..base import Task, package_versions, pretrained_path, read_jsonl
+from . import synthetic as psyn
 
 FAMILY = "protein"
-DATASETS = {"hotprotein_s", "hotprotein_s2c2", "hotprotein_s2c5", "meltome", "demo_protein2", "demo_protein5"}
-VARIANTS = ("hp_s", "hp_s2c2", "hp_s2c5", "meltome")
-_NAME_TO_VARIANT = {"hotprotein_s": "hp_s", "hotprotein_s2c2": "hp_s2c2", "hotprotein_s2c5": "hp_s2c5",
-                    "meltome": "meltome"}
-HOTPROTEIN_CLASS_NAMES = {
-    5: ["cryophilic", "psychrophilic", "mesophilic", "thermophilic", "hyperthermophilic"],
-    2: ["cold (< 45 C)", "hot (>= 45 C)"],
-}
-MELTOME_FILES = {"mixed": "mixed_split.csv", "human": "human.csv", "human_cell": "human_cell.csv"}
-
-
-def _variant(dataset: str, source: str, settings: dict) -> str:
-    if str(source) == "synthetic":
-        return "synthetic"
-    v = settings.get("variant") or _NAME_TO_VARIANT.get(dataset)
-    if v not in VARIANTS:
-        raise ValueError(f"protein dataset {dataset!r}: unknown variant {v!r}; set settings.variant to one of "
-                         f"{', '.join(VARIANTS)} (or source: synthetic for the demo)")
-    return v
-
-
-# === prepare ================================================================================
-def prepare(dataset: str, source: str, out_dir: str | Path, settings: dict, fold: int | None = None) -> dict:
-    """Write ``out_dir/{train,validation,test}.jsonl`` for a protein dataset; return meta.json.
-
-    Validation is carved from train (seeded by ``settings.split_seed``, stratified by label,
-    ``settings.validation_fraction``); the test split is never used for selection. Sequences
-    are truncated to ``settings.max_residues`` (default 1022) residues.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    variant = _variant(dataset, source, settings)
-    max_res = int(settings.get("max_residues", pdata.DEFAULT_MAX_RESIDUES))
-    meta: dict[str, Any] = {"dataset": dataset, "family": FAMILY, "variant": variant, "source": str(source),
-                            "max_residues": max_res, "dropped": {}, "files_sha256": {}}
-    extra_val: list[dict] | None = None
-    if variant == "synthetic":
-        train, test = _synthetic(settings, meta)
-    elif variant == "meltome":
-        train, test, extra_val = _meltome(Path(source), settings, meta)
-    else:
-        train, test = _hotprotein(Path(source), variant, settings, fold, out_dir, max_res, meta)
-
-    n_trunc = 0
-    for r in train + test + (extra_val or []):
-        r["sequence"], cut = pdata.truncate(r["sequence"], max_res)
-        n_trunc += cut
-    meta["truncated"] = n_trunc
-
-    split_seed = int(settings.get("split_seed", 0))
-    if extra_val is not None:  # Meltome with validation_from: flip
-        validation = extra_val
-        meta["validation"] = "FLIP's validation flag (training rows marked VALIDATION=True)"
-    else:
-        frac = float(settings.get("validation_fraction", 0.1))
-        train, validation = pdata.carve_validation(train, frac, split_seed)
-        meta["validation"] = f"carved from train: fraction {frac}, seed {split_seed}, stratified by label"
-    if not train or not validation or not test:
-        raise ValueError(f"{dataset}: empty split after preparation (train {len(train)}, validation "
-                         f"{len(validation)}, test {len(test)}); check the source {source}")
-    counts = {}
-    for name, rows in (("train", train), ("validation", validation), ("test", test)):
-        counts[name] = write_jsonl(out_dir / f"{name}.jsonl", rows)
-        meta.setdefault("label_counts", {})[name] = pdata.label_counts(rows)
-    meta["counts"] = counts
-    return meta
-
-
-def _synthetic(settings: dict, meta: dict) -> tuple[list[dict], list[dict]]:
-    c = int(settings.get("num_classes", 2))
-    n_train, n_test = int(settings.get("n_train", 400)), int(settings.get("n_test", 200))
-    rows = pdata.synthetic_rows(n_train + n_test, c, int(settings.get("world_seed", 0)),
-                                int(settings.get("min_length", 20)), int(settings.get("max_length", 32)),
-                                float(settings.get("label_noise", 0.0)))
-    meta.update(num_classes=c, class_names=[f"bin{i}" for i in range(c)],
-                rule="class = bin of a latent t driving charged/hydrophobic enrichment (protein_data.synthetic_rows)")
-    return rows[:n_train], rows[n_train:]
-
-
-def _hotprotein(source: Path, variant: str, settings: dict, fold: int | None, out_dir: Path, max_res: int,
-                meta: dict) -> tuple[list[dict], list[dict]]:
-    layout = pdata.HOTPROTEIN_LAYOUT[variant]
-    source = pdata.unpacked(source, out_dir)
-    root = pdata.hotprotein_root(source, variant)
-    cv_fold = int(fold if fold is not None else settings.get("cv_fold", 0))
-    split_file = root / layout["split"].format(fold=cv_fold)
-    if not split_file.is_file():
-        raise FileNotFoundError(f"{split_file}: HotProtein split file not found (settings.cv_fold={cv_fold}; "
-                                f"expected the release layout {layout['dir']}/{layout['split']})")
-    split = pdata.read_hotprotein_split(split_file)
-    meta["files_sha256"][str(split_file.relative_to(source))] = sha256_file(split_file)
-    num_classes = int(settings.get("num_classes", layout["classes"]))
-    offset = int(settings.get("label_offset", 0))
-    fasta_root = root / settings.get("fasta_dir", layout["fasta"])
-    structures = variant == "hp_s2c5"
-    chain = str(settings.get("chain", "A"))
-    coords: dict[str, torch.Tensor] = {}
-    digest = hashlib.sha256()
-    n_hashed = 0
-    dropped: dict[str, int] = {}
-    out: dict[str, list[dict]] = {}
-    for part in ("train", "test"):
-        rows = []
-        seen = set()
-        for name, raw_label in zip(split[f"{part}_names"], split[f"{part}_labels"]):
-            name = str(name)
-            where = f"{split_file} {part} record {name!r}"
-            try:
-                label = int(float(raw_label)) - offset
-            except (TypeError, ValueError):
-                raise pdata.ProteinDataError(f"{where}: label {raw_label!r} is not a class number") from None
-            if float(raw_label) != int(float(raw_label)) or not 0 <= label < num_classes:
-                raise pdata.ProteinDataError(
-                    f"{where}: label {raw_label!r} (offset {offset}) is not a class in 0..{num_classes - 1}; "
-                    "is this the *_classification.pkl file? set settings.label_offset if labels start at 1")
-            if name in seen:
-                dropped[f"duplicate_name_in_{part}"] = dropped.get(f"duplicate_name_in_{part}", 0) + 1
-                continue
-            seen.add(name)
-            fasta = pdata.protein_file(fasta_root, name, ".fasta", where)
-            if not fasta.is_file():
-                dropped["missing_fasta"] = dropped.get("missing_fasta", 0) + 1
-                continue
-            seq = pdata.read_single_fasta_sequence(fasta, name)
-            digest.update(f"{fasta.relative_to(source)}\0{sha256_file(fasta)}\n".encode())
-            n_hashed += 1
-            row = {"id": name, "sequence": seq, "label": label}
-            if structures:
-                pdb = pdata.protein_file(root / layout["structures"], name, "", where) / layout["pdb_name"]
-                if not pdb.is_file():
-                    dropped["missing_pdb"] = dropped.get("missing_pdb", 0) + 1
-                    continue
-                pdb_seq, xyz = pdata.parse_pdb_backbone(pdb, chain)
-                digest.update(f"{pdb.relative_to(source)}\0{sha256_file(pdb)}\n".encode())
-                n_hashed += 1
-                if len(pdb_seq) != len(seq):
-                    dropped["structure_length_mismatch"] = dropped.get("structure_length_mismatch", 0) + 1
-                    continue
-                coords[name] = torch.tensor(xyz[:max_res], dtype=torch.float32)
-                row["pdb"] = str(pdb.relative_to(source))
-            rows.append(row)
-        out[part] = rows
-    if structures:
-        from safetensors.torch import save_file
-
-        save_file(coords, str(out_dir / "structures.safetensors"), metadata={"chain": chain, "atoms": "N,CA,C"})
-        meta["structures"] = {"file": "structures.safetensors", "chain": chain, "count": len(coords)}
-    meta["files_sha256"]["per_protein_files"] = {"count": n_hashed, "sha256_of_list": digest.hexdigest()}
-    meta.update(dropped=dropped, cv_fold=cv_fold, num_classes=num_classes, label_offset=offset,
-                class_names=HOTPROTEIN_CLASS_NAMES.get(num_classes, [str(i) for i in range(num_classes)]))
-    for part in ("train", "test"):
-        if not out[part]:
-            raise pdata.ProteinDataError(f"{split_file}: no usable {part} record ({len(split[f'{part}_names'])} "
-                                         f"listed; dropped: {dropped}); are the FASTA files under {fasta_root}?")
-    pdata.check_disjoint(out["train"], out["test"], split_file, "id")
-    return out["train"], out["test"]
-
-
-def _meltome_input(source: Path, split: str) -> tuple[Path, bytes | None, str | None]:
-    """(file, its bytes when read from a zip, zip member) holding FLIP's Meltome ``split``.
-
-    ``source`` may be FLIP's ``splits.zip`` itself (what downloading the configured URL gives),
-    a folder holding it or the extracted CSVs (``splits/meltome`` or an unpacked zip), or one
-    CSV / FASTA file.
-    """
-    name = MELTOME_FILES.get(split)
-    if name is None:
-        raise ValueError(f"settings.split {split!r} is not a FLIP Meltome split (known: {', '.join(MELTOME_FILES)})")
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: Meltome source does not exist")
-    if source.is_file():
-        if zipfile.is_zipfile(source):
-            return _meltome_zip_member(source, split, name)
-        if source.suffix.lower() == ".zip":
-            raise pdata.ProteinDataError(f"{source}: not a readable zip archive (a truncated download or an "
-                                         "HTML error page?); delete it and download again")
-        return source, None, None
-    for cand in (source / name, source / "splits" / name, source / "splits" / "meltome" / name,
-                 source / f"{split}.fasta", source / f"{Path(name).stem}.fasta"):
-        if cand.is_file():
-            return cand, None, None
-    for z in (source / "splits.zip", source / "splits" / "meltome" / "splits.zip"):
-        if z.is_file():
-            return _meltome_zip_member(z, split, name)
-    raise FileNotFoundError(f"{source}: no FLIP Meltome file for split {split!r} ({name}, {split}.fasta or "
-                            "splits.zip); point source at FLIP's splits.zip, its folder, or the file")
-
-
-def _meltome_zip_member(archive: Path, split: str, name: str) -> tuple[Path, bytes, str]:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
-            member = next((m for m in members if Path(m).name in (name, f"{split}.fasta")), None)
-            if member is None:
-                raise FileNotFoundError(f"{archive}: no member {name} (or {split}.fasta) for split {split!r}; "
-                                        f"members: {', '.join(members[:10])}")
-            return archive, zf.read(member), member
-    except zipfile.BadZipFile as e:
-        raise pdata.ProteinDataError(f"{archive}: damaged zip archive ({e}); delete it and download again") from None
-
-
-def _meltome(source: Path, settings: dict, meta: dict) -> tuple[list[dict], list[dict], list[dict] | None]:
-    split = str(settings.get("split", "mixed"))
-    path, data, member = _meltome_input(source, split)
-    meta["files_sha256"][path.name] = sha256_file(path)
-    shown = Path(f"{path}!{member}") if member else path  # errors name the member inside the zip
-    if member:
-        meta["zip_member"] = member
-    if shown.suffix.lower() in (".fasta", ".fa", ".faa"):
-        records = pdata.read_meltome_fasta(shown, data)
-    else:
-        records = pdata.read_meltome_csv(shown, data)
-    bins = sorted(float(b) for b in settings.get("tm_bins", pdata.DEFAULT_TM_BINS))
-    for r in records:
-        r["label"] = pdata.tm_class(r["target"], bins)
-    use_flip = str(settings.get("validation_from", "carve")) == "flip"
-    train = [r for r in records if r["set"] == "train" and not (use_flip and r["flip_validation"])]
-    val = [r for r in records if r["set"] == "train" and use_flip and r["flip_validation"]]
-    test = [r for r in records if r["set"] == "test"]
-    for part, rows in (("train", train), ("test", test)):
-        if not rows:
-            raise pdata.ProteinDataError(f"{shown}: no {part} record ({len(records)} records in all); "
-                                         f"FLIP files mark each row set=train or set=test")
-    if use_flip and not val:
-        raise pdata.ProteinDataError(f"{shown}: validation_from: flip, but no training record is flagged "
-                                     "validation=True; use validation_from: carve")
-    pdata.check_disjoint(train + val, test, shown, "sequence")
-    keep = ("id", "sequence", "label", "target")
-    train, val, test = ([{k: r[k] for k in keep} for r in rows] for rows in (train, val, test))
-    names = (list(pdata.MELTOME_CLASS_NAMES) if bins == list(pdata.DEFAULT_TM_BINS)
-             else [f"Tm in [{lo}, {hi})" for lo, hi in zip([-math.inf] + bins, bins + [math.inf])])
-    meta.update(split=split, tm_bins=bins, num_classes=len(bins) + 1, class_names=names,
-                regression_target="target = melting temperature Tm (C); spearman is reported on it")
-    return train, test, (val if use_flip else None)
-
 
 # === pretrained =============================================================================
 def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Path) -> dict:
     """Materialize a protein model. Hub snapshot / local folder: checked and used in place.
     ``synthetic``: the demo's tiny ESM, masked-LM pre-trained on synthetic proteins.
     ESM-IF1 ``.pt``: converted once to safetensors (``encoder.safetensors`` + args JSON)."""
-    from . import protein_models as pm
+    from . import model as pm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -279,7 +34,7 @@ def make_pretrained(model_name: str, entry: dict, source: str, out_dir: str | Pa
             raise ValueError(f"model {model_name!r}: source 'synthetic' is only available for arch esm "
                              "(the demo's tiny ESM); give a local path for tape / esm_if1")
         seed = int(settings.get("world_seed", 0)) + 1000  # a different stream from the datasets'
-        seqs = [r["sequence"] for r in pdata.synthetic_rows(
+        seqs = [r["sequence"] for r in psyn.synthetic_rows(
             int(settings.get("pretrain_sequences", 2000)), 5, seed,
             int(settings.get("min_length", 20)), int(settings.get("max_length", 32)))]
         info = pm.pretrain_tiny_esm(seqs, settings, out_dir, seed=int(settings.get("world_seed", 0)))
@@ -359,7 +114,7 @@ class ProteinTask(Task):
 
     # --- tokens ----------------------------------------------------------------------------
     def _load_vocab(self) -> tuple[dict[str, int], dict[str, int]]:
-        from . import protein_models as pm
+        from . import model as pm
 
         if self.arch == "tape":
             vocab = pm.tape_vocab(self.weights_dir)
@@ -415,7 +170,7 @@ class ProteinTask(Task):
 
     # --- model -----------------------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
-        from . import protein_models as pm
+        from . import model as pm
 
         ms = self.model_settings
         head_hidden = int(ms.get("head_hidden", 128 if self.arch == "esm_if1" else 512))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .arith_models import NEG, MathSolver
+from .model import NEG, MathSolver
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .arith_equations import evaluate_prefix
+from .equations import evaluate_prefix
 
 NAMES = ["alice", "ben", "carla", "dan", "emma", "finn", "gina", "hugo", "ivy", "jack", "kate", "leo"]
 OBJECTS = ["apples", "pencils", "stickers", "marbles", "cookies", "books", "shells", "cards", "balloons",
