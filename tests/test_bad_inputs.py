@@ -237,6 +237,21 @@ def test_synthetic_dataset_and_model_from_different_worlds(demo_cfg):
             "datasets.demo_cs_easy.settings.n_people=60", "n_people=50")
 
 
+def test_model_the_dataset_cannot_use():
+    cfg = C.load_config(ROOT / "config.yaml")
+    rejects(cfg, lambda c: c["datasets"]["csqa"].update(models=["roberta_large_mlm"]),
+            "datasets.csqa with model 'roberta_large_mlm'", "arch 'roberta_mlm'", "use a model of arch 'roberta_mc'")
+    rejects(cfg, lambda c: c["models"]["graph2tree"]["settings"].update(hidden_size=385),
+            "models.graph2tree.settings: hidden_size=385", "multiple of 4")
+
+
+def test_repeated_language(demo_cfg):
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_2to2"]["settings"].update(languages=["fr", "fr"]),
+            "datasets.demo_mt_2to2.settings.languages=['fr', 'fr'] repeats an item")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_2to2"]["settings"].update(languages=["fr", "en"]),
+            "datasets.demo_mt_2to2.settings.languages[1]='en' is not one of cs, de")
+
+
 def test_bad_values_through_the_cli(tmp_path, demo_cfg):
     bad = copy.deepcopy(demo_cfg)
     bad["datasets"]["demo_cs_easy"]["training"]["lr"] = "fast"

@@ -202,8 +202,12 @@ def _validate_model(name: str, entry: Any) -> dict:
         raise ConfigError(f"unknown arch {entry['arch']!r} for {entry['family']} model {name!r}"
                           f"{S.did_you_mean(entry['arch'], archs)} (known: {', '.join(archs)})")
     _check_source(entry["source"], f"{where}.source")
+    settings = S.parse_model(entry["family"], entry.get("settings"), f"{where}.settings")
+    check = getattr(settings, "check_arch", None)
+    if check is not None:
+        check(entry["arch"], f"{where}.settings")
     out = dict(entry)
-    out["settings"] = S.to_dict(S.parse_model(entry["family"], entry.get("settings"), f"{where}.settings"))
+    out["settings"] = S.to_dict(settings)
     return out
 
 
@@ -236,6 +240,10 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
                               f"{d['family']}: pick a model of the same family")
     for model in d["models"]:
         _check_same_world(name, d, model, models[model], family.dataset)
+        check_model = getattr(family.dataset, "check_model", None)
+        if check_model is not None:
+            check_model(S.parse(family.dataset, d.get("settings"), f"{where}.settings"), name,
+                        models[model]["arch"], f"{where} with model {model!r}")
     validate_scope_name(entry.scope, f"{where}.scope")
     if entry.levels is not None:
         _check_levels(list(entry.levels), f"{where}.levels")

@@ -167,6 +167,8 @@ def _check_value(value: Any, meta: dict, where: str, nullable: bool):
             raise SettingsError(f"{where}={value!r}: needs at least {meta['min_items']} item(s)")
         if "length" in meta and len(value) != meta["length"]:
             raise SettingsError(f"{where}={value!r}: needs exactly {meta['length']} items")
+        if meta.get("unique") and len({repr(v) for v in value}) != len(value):
+            raise SettingsError(f"{where}={value!r} repeats an item")
         if kind == "list":
             return tuple(value)
         item = {"ints": "int", "floats": "float", "strs": "str"}[kind]
@@ -321,6 +323,14 @@ class CommonsenseDataset:
     def folds(self, dataset: str, source: str) -> int | None:
         return None
 
+    def check_model(self, dataset: str, arch: str, path: str) -> None:
+        """Masked-LM scoring (``roberta_mlm``) reads WinoGrande-style rows only."""
+        fmt = self.input_format or {"csqa": "csqa", "race": "race", "winogrande": "winogrande",
+                                    "demo_cs_easy": "csqa", "demo_cs_hard": "csqa"}.get(self.loader or dataset)
+        if arch == "roberta_mlm" and fmt is not None and fmt != "winogrande":
+            raise _err(path, f"a model of arch 'roberta_mlm' (masked-LM scoring) needs WinoGrande-style rows, but "
+                             f"dataset {dataset!r} has input_format {fmt!r}; use a model of arch 'roberta_mc'")
+
     def check_dataset(self, dataset: str, source: str, path: str) -> None:
         """The reader must be known before the prepare job starts."""
         if source == "synthetic":
@@ -419,9 +429,10 @@ _ORDERS = ("SVO", "SOV", "VSO", "VOS", "OSV", "OVS")
 class TranslationDataset:
     """Many-to-many translation (OPUS-100 X<->en, the synthetic demo)."""
 
-    languages: tuple = opt("strs", MISSING, "the X of the X<->en fine-tuning directions", choices=_LANGS, min_items=1)
+    languages: tuple = opt("strs", MISSING, "the X of the X<->en fine-tuning directions", choices=_LANGS, min_items=1,
+                           unique=True)
     test_languages: tuple = opt("strs", None, "test directions' languages (default: all ten)", choices=_LANGS,
-                                min_items=1)
+                                min_items=1, unique=True)
     temperature: float = opt("float", 1.5, "sampling temperature over directions", gt=0)
     max_source_length: int = opt("int", 256, "source tokens", ge=4)
     max_target_length: int = opt("int", 256, "target tokens", ge=4)
@@ -511,6 +522,10 @@ class ArithmeticModel:
     pretrain_steps: int = opt("int", 0, _PRE + "embedder pre-training steps", ge=0)
     pretrain_batch_size: int = opt("int", 32, _PRE + "pre-training batch size", ge=1)
     pretrain_lr: float = opt("float", 2e-3, _PRE + "pre-training learning rate", gt=0)
+
+    def check_arch(self, arch: str, path: str) -> None:
+        if arch == "graph2tree" and self.hidden_size is not None and self.hidden_size % 4:
+            raise _err(path, f"hidden_size={self.hidden_size}: graph2tree needs a multiple of 4 (4 GCN branches)")
 
 
 @settings
@@ -812,6 +827,8 @@ def _field_schema(default: Any, m: dict) -> dict:
             s["minItems"] = m["min_items"]
         if "length" in m:
             s["minItems"] = s["maxItems"] = m["length"]
+        if m.get("unique"):
+            s["uniqueItems"] = True
     elif kind == "list":
         s = {"type": "array"}
     else:
