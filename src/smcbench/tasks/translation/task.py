@@ -1,98 +1,19 @@
-"""Multilingual translation family (issue #6): OPUS-100 en<->X with mBART-cc25, many-to-many.
-
-The paper's translation code was never released; this module is the reference implementation
-of our reading of it (see the README (translation)):
-
-* **Data** — fine-tuning pairs are X<->en for X in the dataset's ``languages`` (both directions,
-  pivoting through English); the test split always covers all X<->en directions of the ten
-  OPUS-100 languages (``test_languages``), whatever the fine-tuning set. Training batches draw
-  directions by temperature sampling (p ∝ n^(1/T), T = 1.5). Rows:
-  ``{"id", "src_lang", "tgt_lang", "source", "target"}`` with ISO-639-1 codes.
-* **Model** — ``MBartForConditionalGeneration``; language tokens as in Tang et al. 2020: source
-  ``[src] X </s>``, decoder input ``[tgt] Y``, labels ``Y </s>``; generation starts from ``[tgt]``.
-  cc25 language tokens (``fr_XX`` …) by default (``lang_tokens`` in the model settings overrides).
-  The embedding, encoder/decoder ``embed_tokens`` and ``lm_head`` are one tied tensor
-  (``model.shared.weight``), pruned and counted once.
-* **Metric** — sacreBLEU per direction on the test split (``13a``; ``zh`` for Chinese,
-  ``ja-mecab`` for Japanese), reported as ``bleu_<src>-<tgt>`` and their mean ``bleu``. Baseline:
-  copy the source.
-
-Real data loading lives in ``translation_opus.py``, the synthetic demo world in
-``translation_synthetic.py``.
-"""
+"""Translation family: the Task (many-to-many mBART through English) and sacreBLEU scoring."""
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from .base import Task, iter_jsonl, package_versions, pretrained_path, read_jsonl, write_jsonl
-
-#: the ten OPUS-100 languages of the paper's 10-to-10 setting, and the pivot
-LANGUAGES = ["cs", "de", "fr", "gu", "ja", "my", "ro", "ru", "vi", "zh"]
-PIVOT = "en"
-#: mbart-large-cc25 language tokens (models.md §2.2)
-CC25_CODES = {"ar": "ar_AR", "cs": "cs_CZ", "de": "de_DE", "en": "en_XX", "es": "es_XX",
-              "et": "et_EE", "fi": "fi_FI", "fr": "fr_XX", "gu": "gu_IN", "hi": "hi_IN",
-              "it": "it_IT", "ja": "ja_XX", "kk": "kk_KZ", "ko": "ko_KR", "lt": "lt_LT",
-              "lv": "lv_LV", "my": "my_MM", "ne": "ne_NP", "nl": "nl_XX", "ro": "ro_RO",
-              "ru": "ru_RU", "si": "si_LK", "tr": "tr_TR", "vi": "vi_VN", "zh": "zh_CN"}
-#: sacreBLEU tokenizer per target language; every other language uses 13a
-BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab"}
-DATASETS = {"opus100_2to2", "opus100_5to5", "opus100_10to10",
-            "demo_mt_2to2", "demo_mt_5to5", "demo_mt_10to10"}
-SPLITS = ("train", "validation", "test")
-
-
-# --- directions, pairs, sampling ----------------------------------------------------------------
-def opus_pair(lang: str) -> str:
-    """OPUS-100 / HF config name of the lang<->en pair: the two codes in alphabetical order
-    (``cs-en`` but ``en-fr``)."""
-    return "-".join(sorted([lang, PIVOT]))
-
-
-def pivot_directions(languages: list[str]) -> list[tuple[str, str]]:
-    """All directions through English for ``languages``: (X, en) and (en, X) for each X."""
-    out = []
-    for lang in languages:
-        out += [(lang, PIVOT), (PIVOT, lang)]
-    return out
-
-
-def check_languages(languages: Any, key: str = "languages", allowed: list[str] | None = None) -> list[str]:
-    """Validate a language list from the dataset settings; errors name the bad value."""
-    allowed = LANGUAGES if allowed is None else allowed
-    if not isinstance(languages, (list, tuple)) or not languages:
-        raise ValueError(f"translation settings.{key} must be a non-empty list of codes from "
-                         f"{allowed}, got {languages!r}")
-    bad = [x for x in languages if x not in allowed]
-    if bad:
-        raise ValueError(f"unknown language(s) {bad} in settings.{key} (known: {', '.join(allowed)}; "
-                         f"English is the pivot and is added automatically)")
-    if len(set(languages)) != len(languages):
-        raise ValueError(f"duplicate language in settings.{key}: {list(languages)}")
-    return list(languages)
-
-
-def temperature_probs(sizes: dict[Any, int], temperature: float) -> dict[Any, float]:
-    """Sampling probability per key: p_k ∝ (n_k / N)^(1/T) (fairseq's temperature sampling;
-    T = 1 is proportional, T → ∞ uniform). Keys with n = 0 get p = 0."""
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature} must be > 0 (settings.temperature)")
-    total = sum(sizes.values())
-    if total <= 0:
-        raise ValueError(f"no training examples to sample from (sizes: {sizes})")
-    weights = {k: (n / total) ** (1.0 / temperature) if n > 0 else 0.0 for k, n in sizes.items()}
-    z = sum(weights.values())
-    return {k: w / z for k, w in weights.items()}
-
+from ...io import iter_jsonl, read_jsonl
+from ..base import Task, package_versions, pretrained_path
+from . import BLEU_TOKENIZERS, LANGUAGES, PIVOT
+from .directions import check_languages, temperature_probs
+from .model import _lang_tokens
 
 # --- BLEU ---------------------------------------------------------------------------------------
 def bleu_tokenizer(lang: str) -> str:
@@ -131,190 +52,6 @@ def bleu_by_direction(rows: list[dict], hypotheses: list[str]) -> tuple[dict[str
         scores[f"bleu_{src}-{tgt}"], signatures[f"{src}-{tgt}"] = corpus_bleu(h, r, tgt)
     scores = {"bleu": sum(scores.values()) / max(1, len(scores)), **scores}
     return scores, signatures
-
-
-# --- prepare ------------------------------------------------------------------------------------
-def prepare(dataset: str, source: str | Path, out_dir: str | Path, settings: dict[str, Any],
-            fold: int | None = None) -> dict[str, Any]:
-    """Write ``out_dir/{train,validation,test}.jsonl`` for a translation dataset.
-
-    ``source`` is ``"synthetic"`` (demo world, see ``translation_synthetic``) or a local folder in
-    the HF ``Helsinki-NLP/opus-100`` snapshot layout (parquet) or the original
-    ``opus-100-corpus/v1.0/supervised/<pair>/`` layout (or that release's archive). Settings: ``languages`` (fine-tuning
-    set), ``test_languages`` (default: all ten), caps per pair (see ``translation_opus``).
-    Returns the meta dict (source, sha256 of raw files, counts, drops)."""
-    if fold is not None:
-        raise ValueError(f"translation datasets have no CV folds (got fold={fold}); "
-                         "remove `folds` from the dataset's config entry")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    languages = check_languages(settings.get("languages"))
-    test_languages = check_languages(settings.get("test_languages", LANGUAGES), "test_languages")
-    if str(source) == "synthetic":
-        splits, meta = _synthetic_splits(settings, languages, test_languages)
-    else:
-        from ..io import extract_archive, is_archive
-        from .translation_opus import read_opus100
-
-        root = Path(source)
-        if is_archive(root):  # e.g. opus-100-corpus-v1.0.tar.gz as the publisher ships it
-            root = extract_archive(root, out_dir / "raw")
-        splits, meta = read_opus100(root, languages, test_languages, settings)
-    counts, per_direction = {}, {}
-    for split in SPLITS:
-        tally: dict[str, int] = {}
-        # rows are streamed to disk (the real 10-to-10 train split is ~17M rows) and counted
-        # per direction on the way
-        counts[split] = write_jsonl(out_dir / f"{split}.jsonl", _tallied(splits[split], tally))
-        per_direction[split] = dict(sorted(tally.items()))
-    return {"dataset": dataset, "family": "translation", "languages": languages,
-            "test_languages": test_languages, **meta, "counts": counts,
-            "counts_per_direction": per_direction}
-
-
-def _tallied(rows, tally: dict[str, int]):
-    for r in rows:
-        key = f"{r['src_lang']}-{r['tgt_lang']}"
-        tally[key] = tally.get(key, 0) + 1
-        yield r
-
-
-def iter_directional_rows(pair_rows: list[tuple[int, str, str]], lang: str, split: str) -> Iterator[dict]:
-    """Both directions of aligned (index, english, other) sentence pairs as schema rows (all
-    X→en rows, then all en→X); ids are ``<src>-<tgt>-<split>-<index>`` (index = the line/row in
-    the raw split)."""
-    for src, tgt in ((lang, PIVOT), (PIVOT, lang)):
-        for i, en, other in pair_rows:
-            text = {PIVOT: en, lang: other}
-            yield {"id": f"{src}-{tgt}-{split}-{i}", "src_lang": src, "tgt_lang": tgt,
-                   "source": text[src], "target": text[tgt]}
-
-
-def directional_rows(pair_rows: list[tuple[int, str, str]], lang: str, split: str) -> list[dict]:
-    """:func:`iter_directional_rows` as a list."""
-    return list(iter_directional_rows(pair_rows, lang, split))
-
-
-def _synthetic_splits(settings: dict[str, Any], languages: list[str], test_languages: list[str]):
-    import random
-
-    from .translation_synthetic import build_world, sample_parallel
-
-    world = build_world(settings)
-    n_train = int(settings.get("n_train_per_pair", 200))
-    n_valid = int(settings.get("n_validation_per_pair", 4))
-    n_test = int(settings.get("n_test_per_pair", 8))
-    seed = int(settings.get("world_seed", 0))
-    # Held-out sentences first, for every language, with the same draws whatever the
-    # fine-tuning set, so demo_mt_2to2 and demo_mt_10to10 share one test set; training sentences
-    # then avoid every held-out meaning in every language (no cross-direction leakage).
-    held: dict[str, dict[str, list]] = {}
-    held_keys: set = set()
-    for lang in sorted(set(LANGUAGES)):
-        rng = random.Random(f"smcbench-mt-heldout-{seed}-{lang}")
-        test = sample_parallel(world, n_test, rng, exclude=held_keys)
-        valid = sample_parallel(world, n_valid, rng, exclude=held_keys | {m.key() for m in test})
-        held[lang] = {"test": test, "validation": valid}
-        held_keys |= {m.key() for m in test + valid}
-    splits: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for lang in LANGUAGES:
-        if lang in languages:
-            rng = random.Random(f"smcbench-mt-train-{seed}-{lang}")
-            train = sample_parallel(world, n_train, rng, exclude=held_keys)
-            splits["train"] += directional_rows(
-                [(i, world.render(m, PIVOT), world.render(m, lang)) for i, m in enumerate(train)],
-                lang, "train")
-            splits["validation"] += directional_rows(
-                [(i, world.render(m, PIVOT), world.render(m, lang))
-                 for i, m in enumerate(held[lang]["validation"])], lang, "validation")
-        if lang in test_languages:
-            splits["test"] += directional_rows(
-                [(i, world.render(m, PIVOT), world.render(m, lang))
-                 for i, m in enumerate(held[lang]["test"])], lang, "test")
-    world_keys = ("world_seed", "n_nouns", "n_verbs", "n_adjs", "cognate_fraction")
-    meta = {"source": "synthetic", "world": {k: settings[k] for k in world_keys if k in settings},
-            "sha256": {}, "dropped": {s: {} for s in SPLITS}}
-    return splits, meta
-
-
-# --- pre-trained model --------------------------------------------------------------------------
-def _lang_tokens(model_settings: dict[str, Any]) -> dict[str, str]:
-    """ISO code → the model's language token (cc25 codes unless ``lang_tokens`` overrides)."""
-    tokens = dict(CC25_CODES)
-    tokens.update(model_settings.get("lang_tokens") or {})
-    return tokens
-
-
-def make_pretrained(model_name: str, entry: dict[str, Any], source: str | Path,
-                    out_dir: str | Path) -> dict[str, Any]:
-    """Materialize the pre-trained mBART.
-
-    A local folder (Hub snapshot of ``facebook/mbart-large-cc25`` or the user's checkpoint) is
-    checked and used in place: ``{"path": source}``. ``"synthetic"`` builds the demo's
-    word-piece tokenizer and a tiny ``MBartForConditionalGeneration`` from ``entry["settings"]``
-    (``d_model``, ``encoder_layers``, ``decoder_layers``, ``attention_heads``, ``ffn_dim``,
-    ``world_seed`` …), pre-trains it with span-masking denoising on every language, and saves
-    it (safetensors + tokenizer) in ``out_dir``."""
-    arch = entry.get("arch", "mbart")
-    if arch != "mbart":
-        raise ValueError(f"model {model_name!r}: arch {arch!r} is not supported by the translation "
-                         "family (use arch: mbart)")
-    settings = dict(entry.get("settings") or {})
-    out_dir = Path(out_dir)
-    if str(source) != "synthetic":
-        return _check_local_mbart(model_name, Path(source), out_dir)
-    from transformers import MBartConfig, MBartForConditionalGeneration
-
-    from .translation_synthetic import WORLD_LANGUAGES, build_tokenizer, build_world, pretrain_denoising
-
-    t0 = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    world = build_world(settings)
-    codes = _lang_tokens(settings)
-    tokenizer = build_tokenizer(world, [codes[c] for c in WORLD_LANGUAGES])
-    heads = int(settings.get("attention_heads", 4))
-    ffn = int(settings.get("ffn_dim", 128))
-    config = MBartConfig(
-        vocab_size=len(tokenizer), d_model=int(settings.get("d_model", 64)),
-        encoder_layers=int(settings.get("encoder_layers", 2)),
-        decoder_layers=int(settings.get("decoder_layers", 2)),
-        encoder_attention_heads=heads, decoder_attention_heads=heads,
-        encoder_ffn_dim=ffn, decoder_ffn_dim=ffn,
-        max_position_embeddings=int(settings.get("max_position_embeddings", 64)),
-        dropout=float(settings.get("dropout", 0.1)), attention_dropout=0.0, activation_dropout=0.0,
-        scale_embedding=True, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id)
-    torch.manual_seed(int(settings.get("world_seed", 0)))
-    model = MBartForConditionalGeneration(config)
-    ids = {c: tokenizer.convert_tokens_to_ids(codes[c]) for c in WORLD_LANGUAGES}
-    summary = pretrain_denoising(model, world, tokenizer, ids, settings)
-    model.save_pretrained(out_dir)  # safetensors (the only format transformers 5 writes)
-    tokenizer.save_pretrained(out_dir)
-    return {"path": str(out_dir), "arch": "mbart", "source": "synthetic", "model": model_name,
-            "n_parameters": sum(p.numel() for p in model.parameters()),
-            "vocab_size": len(tokenizer), **summary,
-            "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def _check_local_mbart(model_name: str, path: Path, out_dir: Path) -> dict[str, Any]:
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"model {model_name!r}: {path}/config.json not found; pass a local "
-                                "snapshot of facebook/mbart-large-cc25 (or another mBART checkpoint)")
-    config = json.loads((path / "config.json").read_text())
-    if config.get("model_type") != "mbart":
-        raise ValueError(f"model {model_name!r}: {path}/config.json has model_type "
-                         f"{config.get('model_type')!r}, expected 'mbart'")
-    from transformers import MBartForConditionalGeneration
-
-    from .hf_checkpoint import resolve_weights
-
-    # safetensors are used in place; a snapshot with only pytorch_model.bin (the Hub's main
-    # revision of mbart-large-cc25) is converted once, tensors only (never unpickling objects)
-    use, conversion = resolve_weights(model_name, path, out_dir, MBartForConditionalGeneration)
-    return {"path": str(use), "arch": "mbart", "source": str(path), "model": model_name,
-            "vocab_size": config.get("vocab_size"), **conversion}
 
 
 # --- the task -----------------------------------------------------------------------------------
@@ -629,3 +366,4 @@ def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
 
 
 TASK = TranslationTask
+
