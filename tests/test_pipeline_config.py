@@ -346,3 +346,20 @@ def test_cli_validate_shows_an_entry_with_defaults_filled():
     proc = subprocess.run([sys.executable, "-m", "smcbench", "validate", "--config", "workflow/configs/demo.yaml",
                            "--show", "nope"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and "not a dataset or model" in proc.stderr
+
+
+def test_a_model_may_override_the_datasets_training_recipe():
+    cfg = base_cfg()
+    cfg["datasets"]["d"]["training"] = {"lr": 1e-3, "schedule": "cosine", "warmup_ratio": 0.1}
+    cfg["models"]["m"]["training"] = {"schedule": "linear", "warmup_steps": 100}
+    C.validate_config(cfg)
+    t = json.loads(C.train_params(cfg, "d", "m", "dense", "-", "s0"))["task"]["training"]
+    assert t["lr"] == 1e-3 and t["schedule"] == "linear" and t["warmup_steps"] == 100 and t["warmup_ratio"] == 0.1
+    assert "training" not in json.loads(C.pretrained_params(cfg, "m"))  # the pre-trained model does not depend on it
+    # an override is checked alone for keys and types, and merged with each dataset's recipe as a whole
+    for override, message in (({"warmup_step": 1}, "models.m.training.warmup_step is not a setting"),
+                              ({"schedule": "step"}, "datasets.d.training with models.m.training: schedule 'step' needs")):
+        bad = base_cfg()
+        bad["models"]["m"]["training"] = override
+        with pytest.raises(C.ConfigError, match=re.escape(message)):
+            C.validate_config(bad)

@@ -208,6 +208,9 @@ def _validate_model(name: str, entry: Any) -> dict:
         check(entry["arch"], f"{where}.settings")
     out = dict(entry)
     out["settings"] = S.to_dict(settings)
+    if entry.get("training") is not None:  # an override: keep only the keys given, typed
+        given = S.to_dict(S.parse_training(entry["family"], entry["training"], f"{where}.training", False))
+        out["training"] = {k: given[k] for k in entry["training"] if k in given}
     return out
 
 
@@ -254,6 +257,11 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
         check(name, d["source"], f"{where}.settings")
     _check_folds(name, d, settings, where)
     training = S.parse(family.training, d.get("training"), f"{where}.training")
+    for model in d["models"]:
+        override = models[model].get("training")
+        if override:  # the recipe this model trains with, checked whole
+            S.parse(family.training, {**(d.get("training") or {}), **override},
+                    f"{where}.training with models.{model}.training")
 
     ds_methods = list(entry.run_methods) if entry.run_methods is not None else run_methods
     if entry.run_methods is not None:
@@ -521,13 +529,14 @@ def parse_level(level: str) -> tuple[int, float]:
 
 # --- per-job params (canonical JSON) --------------------------------------------------------
 def task_settings(cfg: dict, dataset: str, model: str) -> dict:
-    """What a task needs to train: the dataset's settings, the model entry and the training recipe."""
+    """What a task needs to train: the dataset's settings, the model entry and the training recipe
+    (the dataset's, with the model's ``training`` overrides on top)."""
     d = cfg["datasets"][dataset]
     m = cfg["models"][model]
     settings = dict(d.get("settings") or {})
     settings["model"] = {"name": model, "arch": m["arch"], "source": m["source"],
                          "settings": dict(m.get("settings") or {})}
-    settings["training"] = dict(d.get("training") or {})
+    settings["training"] = {**(d.get("training") or {}), **(m.get("training") or {})}
     return settings
 
 
@@ -611,7 +620,8 @@ def prepare_params(cfg: dict, dataset: str) -> str:
 
 
 def pretrained_params(cfg: dict, model: str) -> str:
-    return canonical_json(cfg["models"][model])
+    """The model entry without its ``training`` overrides (they do not change the pre-trained model)."""
+    return canonical_json({k: v for k, v in cfg["models"][model].items() if k != "training"})
 
 
 def resolved_config(cfg: dict) -> dict:

@@ -180,10 +180,11 @@ def _check_value(value: Any, meta: dict, where: str, nullable: bool):
     return _scalar(value, kind, where, meta)
 
 
-def parse(cls, data: Any, path: str = ""):
+def parse(cls, data: Any, path: str = "", check_whole: bool = True):
     """Read ``data`` (a mapping or None) into the settings class ``cls``; raise
     :class:`SettingsError` naming the key path for unknown keys and bad values. Cross-field
-    checks are the class's ``check(path)`` method."""
+    checks are the class's ``check(path)`` method (skipped with ``check_whole=False``, for a
+    partial mapping such as an override)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -199,7 +200,7 @@ def parse(cls, data: Any, path: str = ""):
             raise SettingsError(f"{where} is required: {f.metadata.get('doc', '')}".rstrip(": "))
     obj = cls(**values)
     check = getattr(obj, "check", None)
-    if check is not None:
+    if check is not None and check_whole:
         check(path)
     return obj
 
@@ -300,7 +301,7 @@ class CommonsenseDataset:
     on_overlap: str = opt("str", "error", "a test item that also occurs in train: refuse, or drop it from train",
                           choices=("error", "drop_from_train"))
     loader: str = opt("str", None, "which reader (default: the dataset's name)", choices=("csqa", "winogrande", "race"))
-    validation_source: str = opt("str", "train", "carve validation from train, or use the released dev split",
+    validation_source: str = opt("str", "dev", "RACE: validate on the released dev split, or carve it from train",
                                  choices=("train", "dev"))
     config: str = opt("str", "winogrande_xl", "WinoGrande size configuration")
     input_format: str = opt("str", None, "how rows become token ids (default: by dataset name)",
@@ -541,7 +542,8 @@ class ProteinModel:
     # synthetic demo model
     hidden_size: int = opt("int", 32, _PRE + "hidden size", ge=1)
     num_hidden_layers: int = opt("int", 2, _PRE + "layers", ge=1)
-    num_attention_heads: int = opt("int", 2, _PRE + "attention heads", ge=1)
+    num_attention_heads: int = opt("int", None, "attention heads (default: 2 for the synthetic ESM; 12 for a TAPE "
+                                   "checkpoint without its config)", ge=1)
     intermediate_size: int = opt("int", None, _PRE + "FFN size (default 2 x hidden_size)", ge=1)
     max_residues: int = opt("int", None, _PRE + "positions (default: the dataset's max_residues)", ge=1)
     max_position_embeddings: int = opt("int", 1100, _PRE + "TAPE positions", ge=1)
@@ -619,9 +621,9 @@ def family_settings(family: str) -> Family:
                             f"(known: {', '.join(FAMILY_SETTINGS)})") from None
 
 
-def parse_training(family: str, data: dict | None, path: str = "training"):
+def parse_training(family: str, data: dict | None, path: str = "training", check_whole: bool = True):
     """The typed training recipe of a ``family`` (e.g. from a job's ``params.task.training``)."""
-    return parse(family_settings(family).training, data, path)
+    return parse(family_settings(family).training, data, path, check_whole)
 
 
 def parse_dataset(family: str, data: dict | None, path: str = "settings"):
@@ -732,6 +734,8 @@ class ModelEntry:
     arch: str = opt("str", MISSING, "architecture the family builds")
     source: str = opt("str", MISSING, "Hub id, URL, local path (./ or /) or 'synthetic'")
     settings: dict = opt("mapping", None, "the family's model settings (see the family's table)")
+    training: dict = opt("mapping", None, "training keys that override the dataset's recipe for this model "
+                         "(see Training)")
 
 
 @settings
@@ -906,6 +910,7 @@ def json_schema() -> dict:
                 from .tasks import ARCHS
 
                 then["arch"] = {"enum": list(ARCHS.get(name, ()))}
+                then["training"] = {"anyOf": [{"$ref": f"#/$defs/{fam.training.__name__}"}, {"type": "null"}]}
             if kind == "dataset":
                 then["training"] = {"anyOf": [{"$ref": f"#/$defs/{fam.training.__name__}"}, {"type": "null"}]}
             defs[entry]["allOf"].append({"if": {"properties": {"family": {"const": name}}, "required": ["family"]},
