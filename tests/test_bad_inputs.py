@@ -252,6 +252,23 @@ def test_repeated_language(demo_cfg):
             "datasets.demo_mt_2to2.settings.languages[1]='en' is not one of cs, de")
 
 
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda c: c["datasets"]["demo_cs_easy"]["training"].update(warmup_step=3), "'warmup_step' was unexpected"),
+    (lambda c: c["methods"]["lth"].update(prune_fraction=0.3), "prune_fraction=0.3"),
+])
+def test_snakemake_planning_refuses_before_any_job(tmp_path, demo_cfg, mutate, fragment):
+    """The Snakefile runs the same checks: a dry run stops with the message, nothing is planned."""
+    bad = yaml.safe_load(DEMO.read_text())
+    mutate(bad)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-q", "--nolock", "--configfile",
+                           str(path), "--", "all_figures"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and fragment in out, out[-2000:]
+    assert "Job stats" not in out
+
+
 def test_bad_values_through_the_cli(tmp_path, demo_cfg):
     bad = copy.deepcopy(demo_cfg)
     bad["datasets"]["demo_cs_easy"]["training"]["lr"] = "fast"

@@ -839,11 +839,8 @@ def _field_schema(default: Any, m: dict) -> dict:
         s = {"type": "object"}
     if "choices" in m and kind == "str":
         s["enum"] = list(m["choices"])
-    if default is None:
-        if "$ref" in s:
-            s = {"anyOf": [s, {"type": "null"}]}
-        else:
-            s["type"] = [s["type"], "null"]
+    if default is None and "$ref" not in s:  # referenced classes accept null themselves
+        s["type"] = [s["type"], "null"]
     if m.get("doc"):
         s["description"] = m["doc"]
     if default is not MISSING and default is not None:
@@ -856,8 +853,9 @@ def _summary(cls) -> str:
     return " ".join((cls.__doc__ or "").split("Attributes:", 1)[0].split())
 
 
-def class_schema(cls) -> dict:
-    out: dict = {"type": "object", "additionalProperties": False}
+def class_schema(cls, nullable: bool = True) -> dict:
+    """A settings class as a JSON schema object (``null`` allowed: an empty section in YAML)."""
+    out: dict = {"type": ["object", "null"] if nullable else "object", "additionalProperties": False}
     doc = _summary(cls)
     if doc:
         out["description"] = doc
@@ -881,12 +879,11 @@ def json_schema() -> dict:
     classes += list(dict.fromkeys(method_classes.values()))
     for cls in classes:
         defs[cls.__name__] = class_schema(cls)
-    top = class_schema(ConfigSettings)
+    top = class_schema(ConfigSettings, nullable=False)
     props = top["properties"]
     props["methods"] = {"type": "object", "description": props["methods"].get("description", ""),
                         "additionalProperties": False,
-                        "properties": {n: {"anyOf": [{"$ref": f"#/$defs/{c.__name__}"}, {"type": "null"}]}
-                                       for n, c in method_classes.items()}}
+                        "properties": {n: {"$ref": f"#/$defs/{c.__name__}"} for n, c in method_classes.items()}}
     props["run_methods"]["items"]["enum"] = list(METHODS)
     props["datasets"] = {"type": "object", "minProperties": 1, "description": props["datasets"]["description"],
                          "propertyNames": {"pattern": NAME_PATTERN},
@@ -905,14 +902,14 @@ def json_schema() -> dict:
         kind = "dataset" if entry == "DatasetEntry" else "model"
         defs[entry]["allOf"] = []
         for name, fam in FAMILY_SETTINGS.items():
-            then = {"settings": {"anyOf": [{"$ref": f"#/$defs/{getattr(fam, kind).__name__}"}, {"type": "null"}]}}
+            then = {"settings": {"$ref": f"#/$defs/{getattr(fam, kind).__name__}"}}
             if kind == "model":
                 from .tasks import ARCHS
 
                 then["arch"] = {"enum": list(ARCHS.get(name, ()))}
-                then["training"] = {"anyOf": [{"$ref": f"#/$defs/{fam.training.__name__}"}, {"type": "null"}]}
+                then["training"] = {"$ref": f"#/$defs/{fam.training.__name__}"}
             if kind == "dataset":
-                then["training"] = {"anyOf": [{"$ref": f"#/$defs/{fam.training.__name__}"}, {"type": "null"}]}
+                then["training"] = {"$ref": f"#/$defs/{fam.training.__name__}"}
             defs[entry]["allOf"].append({"if": {"properties": {"family": {"const": name}}, "required": ["family"]},
                                          "then": {"properties": then}})
     defs["DatasetEntry"]["properties"]["run_methods"]["items"]["enum"] = list(METHODS)
