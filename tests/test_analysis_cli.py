@@ -61,7 +61,11 @@ def test_all_writes_every_target(suite, capsys):
     # the gap is named, and the absent oBERT results are said, not an error
     assert "mawps/gts/lth/k=2/seed1/fold0" in err
     assert "No oBERT results exist" in err
-    assert "No oBERT results exist" in (s / "tables" / "obert_roadmap.csv").read_text()
+    roadmap = pd.read_csv(s / "tables" / "obert_roadmap.csv")
+    assert "LTH" in set(roadmap["step"]) and "obert" in set(roadmap.loc[roadmap["note"] == "no results", "method"])
+    for fam in ("commonsense", "arithmetic"):
+        assert (s / "figures" / f"layerwise_sparsity_{fam}.png").stat().st_size > 20000
+    assert (s / "figures" / "mask_iou_protein.png").stat().st_size < 20000   # placeholder: no protein here
 
     curves = pd.read_csv(s / "tables" / "curves.csv")
     assert set(curves["split"]) == {"test_high", "test_middle", "test"}
@@ -74,7 +78,7 @@ def test_all_writes_every_target(suite, capsys):
 
     mw = pd.read_csv(s / "tables" / "modulewise.csv")
     assert set(mw["scope"]) == {"modules:Q+K", "modules:FFN"} and set(mw["target_sparsity"]) == {0.05}
-    assert "modules:Q+K" in (s / "tables" / "modulewise.md").read_text()
+    assert "| Q, K |" in (s / "tables" / "modulewise.md").read_text()   # Table 1 style module names
 
     matching = pd.read_csv(s / "tables" / "matching_sparsity.csv")
     assert len(matching) == 2 * 3  # (race x 2 splits + mawps) x (omp_after, lth)
@@ -102,10 +106,19 @@ def test_bad_input_exits_2_with_message(tmp_path, capsys):
     assert "results table not found" in capsys.readouterr().err
 
 
-def test_obert_rows_make_a_roadmap(tmp_path):
+def test_obert_roadmap_draws_the_steps_that_ran(tmp_path):
     extra = [{"dataset": "cs_easy", "method": "obert", "scope": "no_embeddings", "extra": "obert_roadmap",
               "level": k, "target": round(1 - 0.8 ** k, 6)} for k in (1, 2)]
-    s = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1, 2), seeds=(0,), extra_rows=extra)
+    s = make_suite(tmp_path, methods=("dense", "lth", "imp_lrr"), levels=(1, 2), seeds=(0,), extra_rows=extra)
     assert analyze(["obert", "--results", str(s / "results.csv"), "--root", str(tmp_path)]) == 0
     t = pd.read_csv(s / "tables" / "obert_roadmap.csv")
-    assert list(t["level"]) == [1, 2] and set(t["best_other_method"]) == {"omp_after"}
+    ran = t[t["note"].isna()]
+    assert list(dict.fromkeys(ran["step"])) == ["LTH", "+LRR", "oBERT"] and set(ran["level"]) == {1, 2}
+    assert set(ran.loc[ran["method"] == "obert", "extra"]) == {"obert_roadmap"}
+    assert list(t.loc[t["note"] == "no results", "method"]) == ["imp_lrr_kd"]
+    # without oBERT rows the roadmap still draws LTH and +LRR and names what is missing
+    s2 = make_suite(tmp_path / "b", methods=("dense", "lth", "imp_lrr"), levels=(1, 2), seeds=(0,))
+    assert analyze(["obert", "--results", str(s2 / "results.csv"), "--root", str(tmp_path / "b")]) == 0
+    t2 = pd.read_csv(s2 / "tables" / "obert_roadmap.csv")
+    assert set(t2.loc[t2["note"] == "no results", "method"]) == {"imp_lrr_kd", "obert"}
+    assert (s2 / "figures" / "obert_roadmap.png").stat().st_size > 20000   # a real figure, not the placeholder

@@ -1,5 +1,16 @@
 """Figures (matplotlib Agg + seaborn theme). Each function returns the Figure; :func:`save` writes
-PNG and PDF. Panels are laid out on a grid, one per (dataset, model[, split]) or per level."""
+PNG and PDF. Panels are laid out on a grid, one per (dataset, model[, split]) or per level.
+
+Readability rules every figure follows (they are what a reader of the paper expects):
+
+* axis labels carry units (``accuracy (%)``, ``realized sparsity (%)``, ``BLEU``); sparsities and
+  accuracies are in percent everywhere;
+* the y range comes from the data and the dense band, not from the trivial baseline (a baseline
+  outside the range is written as text in the panel);
+* methods at the same level are dodged a little along x so error bars do not hide each other;
+* no PNG is taller than :data:`MAX_PX` pixels (:func:`save` lowers the resolution when needed):
+  multi-dataset figures are split per family by the callers.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +19,19 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from .data import DENSE
-from .style import BASELINE_COLOR, DENSE_COLOR, method_styles, set_sparsity_axis, short_layer_names
+from .style import (BASELINE_COLOR, DENSE_COLOR, from_axis, method_styles, metric_label, metric_unit,
+                    set_sparsity_axis, short_layer_names, to_axis)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 LINESTYLES = ["-", "--", ":", "-."]
+#: The tallest PNG written, in pixels (a report page at fit-to-width stays readable).
+MAX_PX = 3000
+#: PNG resolution.
+DPI = 150
+#: Total width, in sparsity-level units, over which the methods of one panel are dodged.
+DODGE_WIDTH = 0.45
 
 
 def _plt():
@@ -28,11 +46,15 @@ def _plt():
 
 
 def panel_grid(n: int, ncols: int = 3, w: float = 4.2, h: float = 3.2, sharey: bool = False):
-    """(fig, flat list of n axes); unused cells are hidden."""
+    """(fig, flat list of n axes); unused cells are hidden. Row height shrinks (down to 60 %) when
+    the grid would be taller than :data:`MAX_PX` at :data:`DPI`."""
     plt = _plt()
     n = max(n, 1)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
+    max_h = (MAX_PX * 0.9) / DPI
+    if nrows * h > max_h:
+        h = max(0.6 * h, max_h / nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, sharey=sharey)
     flat = [a for row in axes for a in row]
     for a in flat[n:]:
@@ -40,11 +62,24 @@ def panel_grid(n: int, ncols: int = 3, w: float = 4.2, h: float = 3.2, sharey: b
     return fig, flat[:n]
 
 
+def png_size(path) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG file (from its header)."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return struct.unpack(">II", head[16:24])
+
+
 def save(fig, png, pdf=None) -> None:
-    """Write ``fig`` to PNG (150 dpi) and PDF, then close it."""
+    """Write ``fig`` to PNG (:data:`DPI`, lowered so the PNG is at most :data:`MAX_PX` tall) and
+    PDF, then close it."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(png, dpi=DPI, bbox_inches="tight")
+    height = png_size(png)[1]
+    if height > MAX_PX:
+        fig.savefig(png, dpi=math.floor(DPI * (MAX_PX - 10) / height), bbox_inches="tight")
     if pdf:
         fig.savefig(pdf, bbox_inches="tight")
     plt.close(fig)
@@ -59,11 +94,12 @@ def placeholder(message: str):
     return fig
 
 
-def _legend(fig, handles: dict) -> None:
+def _legend(fig, handles: dict, ncol: int = 6) -> None:
     if handles:
+        rows = math.ceil(len(handles) / ncol)
+        fig.tight_layout(rect=(0, 0.02 + 0.045 * rows * 6 / max(fig.get_size_inches()[1], 1), 1, 1))
         fig.legend(list(handles.values()), list(handles.keys()), loc="lower center",
-                   ncol=min(len(handles), 6), frameon=False, bbox_to_anchor=(0.5, -0.02))
-        fig.tight_layout(rect=(0, 0.06 + 0.03 * math.ceil(len(handles) / 6), 1, 1))
+                   ncol=min(len(handles), ncol), frameon=False, bbox_to_anchor=(0.5, 0.0))
     else:
         fig.tight_layout()
 
@@ -72,12 +108,47 @@ def panel_title(ds: str, model: str, split: str, several_splits: bool) -> str:
     return f"{ds} · {model}" + (f" · {split}" if several_splits else "")
 
 
+def dodge_offsets(methods: list[str], width: float = DODGE_WIDTH) -> dict[str, float]:
+    """Offset of each method along the level axis (units of one level), centred on 0."""
+    n = len(methods)
+    if n <= 1:
+        return {m: 0.0 for m in methods}
+    step = min(width / (n - 1), 0.08)
+    return {m: (i - (n - 1) / 2) * step for i, m in enumerate(methods)}
+
+
+def y_range(values, lows=(), highs=()) -> tuple[float, float]:
+    """(lo, hi) covering ``values`` and the ``lows``/``highs`` (error bar ends, dense band) with a
+    margin of 5 % of the range (at least 0.5 % of the values' size, e.g. 0.45 points at 90 %)."""
+    import numpy as np
+
+    v = np.asarray([x for x in list(values) + list(lows) + list(highs) if x == x], dtype=float)
+    if not len(v):
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(0.05 * (hi - lo), 0.005 * max(abs(lo), abs(hi)), 1e-3)
+    return lo - pad, hi + pad
+
+
+def _baseline(ax, value: float, lo: float, hi: float, handles: dict, label: str = "trivial baseline") -> None:
+    """The trivial baseline as a dashed line when inside [lo, hi], else as text at the edge."""
+    if lo <= value <= hi:
+        h = ax.axhline(value, color=BASELINE_COLOR, ls="--", lw=1)
+        handles.setdefault(label, h)
+    else:
+        where = "below" if value < lo else "above"
+        ax.text(0.01, 0.02 if where == "below" else 0.97, f"{label}: {value:.1f} ({where} the axis)",
+                transform=ax.transAxes, fontsize=7, color="0.35", va="bottom" if where == "below" else "top")
+
+
 def plot_curves(points: "pd.DataFrame", variant: str | None = None, title: str | None = None,
-                dense_points: "pd.DataFrame | None" = None):
+                dense_points: "pd.DataFrame | None" = None, labels: dict | None = None):
     """Metric vs sparsity: one panel per (dataset, model, split); one line per method (and per
     value of column ``variant`` if given, with its own line style); error bars = spread; points at
-    the realized sparsity (mean over seeds); dense as a band mean ± spread; the trivial baseline
-    dashed. ``dense_points`` gives the dense reference when ``points`` lacks it.
+    the realized sparsity (mean over seeds), dodged by method (:func:`dodge_offsets`); dense as a
+    band mean ± spread; the trivial baseline dashed (or as text when outside the y range, which
+    comes from the data and the dense band). ``dense_points`` gives the dense reference when
+    ``points`` lacks it. ``labels`` (method -> legend text) also fixes the drawing/legend order.
 
     Returns (fig, panels) where panels maps (dataset, model, split) to its Axes.
     """
@@ -99,33 +170,41 @@ def plot_curves(points: "pd.DataFrame", variant: str | None = None, title: str |
         panels[(ds, model, split)] = ax
         here = sparse[(sparse["dataset"] == ds) & (sparse["model"] == model) & (sparse["split"] == split)]
         d = dense[(dense["dataset"] == ds) & (dense["model"] == model) & (dense["split"] == split)]
+        lows, highs = list(here["mean"] - here["spread"].fillna(0)), list(here["mean"] + here["spread"].fillna(0))
         if len(d):
             mu, sd = float(d["mean"].iloc[0]), float(d["spread"].iloc[0])
             ax.axhspan(mu - sd, mu + sd, color=DENSE_COLOR, alpha=0.12, lw=0)
             h = ax.axhline(mu, color=DENSE_COLOR, lw=1.2)
             handles.setdefault("dense (mean ± spread)", h)
+            lows.append(mu - sd)
+            highs.append(mu + sd)
+        lo, hi = y_range(list(here["mean"]), lows, highs)
+        ax.set_ylim(lo, hi)
         allp = points[(points["dataset"] == ds) & (points["model"] == model) & (points["split"] == split)]
         base = allp["baseline"].dropna()
         if len(base):
-            h = ax.axhline(float(base.mean()), color=BASELINE_COLOR, ls="--", lw=1)
-            handles.setdefault("trivial baseline", h)
-        for method in [m for m in styles if m != DENSE and m in set(here["method"])]:
-            for vi, v in enumerate(variants):
-                line = here[here["method"] == method]
-                if variant:
-                    line = line[line[variant] == v]
-                if line.empty:
-                    continue
-                line = line.sort_values("target_sparsity")
-                st = styles[method]
-                ls = LINESTYLES[vi % len(LINESTYLES)]
-                ax.errorbar(line["realized_mean"], line["mean"], yerr=line["spread"], color=st["color"],
-                            marker=st["marker"], ms=4, lw=1.2, ls=ls, capsize=2, label=method)
-                label = method if not variant else f"{method} [{v}]"
-                handles.setdefault(label, mlines.Line2D([], [], color=st["color"], marker=st["marker"], ls=ls))
+            _baseline(ax, float(base.mean()), lo, hi, handles)
+        drawn = [m for m in (list(labels) if labels else styles) if m != DENSE and m in set(here["method"])]
+        lanes = [(m, v) for m in drawn for v in variants
+                 if len(here[(here["method"] == m) & ((here[variant] == v) if variant else True)])]
+        offsets = dodge_offsets([f"{m}|{v}" for m, v in lanes])
+        for method, v in lanes:
+            vi = variants.index(v)
+            line = here[here["method"] == method]
+            if variant:
+                line = line[line[variant] == v]
+            line = line.sort_values("target_sparsity")
+            st = styles[method]
+            ls = LINESTYLES[vi % len(LINESTYLES)]
+            x = from_axis(to_axis(line["realized_mean"].to_numpy()) + offsets[f"{method}|{v}"])
+            ax.errorbar(x, line["mean"], yerr=line["spread"], color=st["color"],
+                        marker=st["marker"], ms=4, lw=1.2, ls=ls, capsize=2, label=method)
+            name = (labels or {}).get(method, method)
+            label = name if not variant else f"{name} [{v}]"
+            handles.setdefault(label, mlines.Line2D([], [], color=st["color"], marker=st["marker"], ls=ls))
         set_sparsity_axis(ax, list(here["target_sparsity"]))
         metric = allp["metric"].iloc[0] if len(allp) else ""
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric_label(metric))
         ax.set_title(panel_title(ds, model, split, len(splits_per[ds]) > 1), fontsize=9)
     if title:
         fig.suptitle(title)
@@ -133,13 +212,22 @@ def plot_curves(points: "pd.DataFrame", variant: str | None = None, title: str |
     return fig, panels
 
 
-def plot_layerwise(table: "pd.DataFrame"):
-    """Layer sparsity (input → output order) per method; one panel per (dataset, model, level)."""
+def _layer_ticks(ax, names: list[str]) -> None:
+    names = short_layer_names(names)
+    step = max(1, math.ceil(len(names) / 40))
+    ax.set_xticks(range(0, len(names), step))
+    ax.set_xticklabels(names[::step], rotation=90, fontsize=6)
+    ax.set_xlabel("layer (input → output)")
+
+
+def plot_layerwise(table: "pd.DataFrame", title: str | None = None):
+    """Layer sparsity (%) (input → output order) per method; one panel per (dataset, model,
+    level); its own legend. Callers draw one figure per family."""
     import matplotlib.lines as mlines
 
     keys = sorted(set(map(tuple, table[["dataset", "model", "level"]].itertuples(index=False, name=None))))
     styles = method_styles(sorted(set(table["method"])))
-    fig, axes = panel_grid(len(keys), ncols=min(3, max(1, len(keys))), w=6.0, h=3.4)
+    fig, axes = panel_grid(len(keys), ncols=min(3, max(1, len(keys))), w=6.0, h=3.6)
     handles: dict = {}
     for ax, (ds, model, level) in zip(axes, keys):
         here = table[(table["dataset"] == ds) & (table["model"] == model) & (table["level"] == level)]
@@ -151,55 +239,102 @@ def plot_layerwise(table: "pd.DataFrame"):
             ax.plot([pos[o] for o in line["order"]], 100 * line["sparsity_mean"], color=st["color"],
                     marker=st["marker"], ms=3, lw=1)
             handles.setdefault(method, mlines.Line2D([], [], color=st["color"], marker=st["marker"]))
-        names = short_layer_names(list(order["name"]))
-        step = max(1, math.ceil(len(names) / 40))
-        ax.set_xticks(range(0, len(names), step))
-        ax.set_xticklabels(names[::step], rotation=90, fontsize=6)
+        _layer_ticks(ax, list(order["name"]))
         target = float(here["target_sparsity"].iloc[0])
-        ax.axhline(100 * target, color=BASELINE_COLOR, ls="--", lw=0.8)
+        h = ax.axhline(100 * target, color=BASELINE_COLOR, ls="--", lw=0.8)
+        handles.setdefault("nominal target", h)
+        ax.set_ylim(-2, 102)
         ax.set_ylabel("layer sparsity (%)")
-        ax.set_title(f"{ds} · {model} · k={level} ({100 * target:.3g}%)", fontsize=9)
+        ax.set_title(f"{ds} · {model} · k={level} (target {100 * target:.3g}%)", fontsize=9)
+    if title:
+        fig.suptitle(title)
     _legend(fig, handles)
     return fig
 
 
-def plot_iou(table: "pd.DataFrame"):
-    """Global (all layers, micro-averaged) mask IoU between methods as heatmaps, one panel per
-    (dataset, model, level); the lower triangle holds chance-level IoU of random masks."""
+#: IoU at or above this is drawn as "identical masks" (the same seeded mask twice).
+IDENTICAL_IOU = 0.9999
+
+
+def identical_pairs(table: "pd.DataFrame") -> list[tuple[str, str]]:
+    """Method pairs whose all-layer IoU is 1 (e.g. random_before and random_after: the same seeded
+    random mask), per the rows given."""
+    allrows = table[table["name"] == "(all layers)"]
+    return sorted({(r.method_a, r.method_b) for r in allrows.itertuples() if r.iou >= IDENTICAL_IOU})
+
+
+def identical_groups(pairs: list[tuple[str, str]], order: list[str] | None = None) -> list[list[str]]:
+    """Methods joined into groups by identical-mask pairs (transitively), each group in ``order``."""
+    parent: dict[str, str] = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for m in parent:
+        groups.setdefault(find(m), []).append(m)
+    rank = {m: i for i, m in enumerate(order or [])}
+    out = [sorted(g, key=lambda m: (rank.get(m, len(rank)), m)) for g in groups.values() if len(g) > 1]
+    return sorted(out, key=lambda g: (rank.get(g[0], len(rank)), g[0]))
+
+
+def plot_iou(table: "pd.DataFrame", title: str | None = None):
+    """All-layer (micro-averaged) mask IoU between methods as symmetric heatmaps, one panel per
+    (dataset, model, level); chance level (IoU of independent random masks of the same densities)
+    in the title, a labelled colour bar, and identical masks named under the title."""
     import numpy as np
     import seaborn as sns
 
     allrows = table[table["name"] == "(all layers)"]
     keys = sorted(set(map(tuple, allrows[["dataset", "model", "level"]].itertuples(index=False, name=None))))
-    fig, axes = panel_grid(len(keys), ncols=min(3, max(1, len(keys))), w=5.2, h=4.6)
+    n_methods = len((set(allrows["method_a"]) | set(allrows["method_b"])) - {DENSE})
+    side = max(5.0, 0.42 * n_methods + 1.8)
+    fig, axes = panel_grid(len(keys), ncols=min(3, max(1, len(keys))), w=side + 0.6, h=side)
     for ax, (ds, model, level) in zip(axes, keys):
         here = allrows[(allrows["dataset"] == ds) & (allrows["model"] == model) & (allrows["level"] == level)]
         methods = [m for m in method_styles(sorted(set(here["method_a"]) | set(here["method_b"]))) if m != DENSE]
         idx = {m: i for i, m in enumerate(methods)}
         mat = np.full((len(methods), len(methods)), np.nan)
         for r in here.itertuples():
-            i, j = sorted((idx[r.method_a], idx[r.method_b]))
-            mat[i, j] = r.iou
-            mat[j, i] = r.iou_random
+            i, j = idx[r.method_a], idx[r.method_b]
+            mat[i, j] = mat[j, i] = r.iou
         np.fill_diagonal(mat, 1.0)
-        sns.heatmap(mat, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=len(methods) <= 12, fmt=".2f",
-                    annot_kws={"fontsize": 6}, xticklabels=methods, yticklabels=methods, cbar=True, square=True)
+        sns.heatmap(mat, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=len(methods) <= 14, fmt=".2f",
+                    annot_kws={"fontsize": 6.5}, xticklabels=methods, yticklabels=methods, square=True,
+                    cbar_kws={"label": "IoU of kept weights", "shrink": 0.8})
         ax.tick_params(labelsize=7)
         target = float(here["target_sparsity"].iloc[0])
-        ax.set_title(f"{ds} · {model} · k={level} ({100 * target:.3g}%)\nupper: IoU of kept weights; "
-                     f"lower: random-mask IoU", fontsize=8)
-    fig.tight_layout()
+        lo, hi = float(here["iou_random"].min()), float(here["iou_random"].max())
+        chance = f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+        lines = [f"{ds} · {model} · k={level} (target {100 * target:.3g}%)",
+                 f"chance (independent random masks): {chance}"]
+        groups = identical_groups(identical_pairs(here), methods)
+        if groups:
+            lines.append("identical masks (IoU 1, e.g. the same seeded mask):")
+            lines += textwrap.wrap("; ".join("\u00a0=\u00a0".join(g) for g in groups), 75)  # no break inside a pair
+        ax.set_title("\n".join(lines), fontsize=8)
+    if title:
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_size_inches()[1]))
+    else:
+        fig.tight_layout()
+    if len(keys) > 3:  # room for the next row's title lines under the rotated method names
+        fig.subplots_adjust(hspace=0.75)
     return fig
 
 
-def plot_iou_layers(table: "pd.DataFrame", reference: str | None = None):
+def plot_iou_layers(table: "pd.DataFrame", reference: str | None = None, title: str | None = None):
     """Per-layer IoU of every method with a reference method (default ``omp_after`` if present),
     one panel per (dataset, model, level); dotted: IoU of random masks of the same densities."""
     import matplotlib.lines as mlines
 
     layers = table[table["name"] != "(all layers)"]
     keys = sorted(set(map(tuple, layers[["dataset", "model", "level"]].itertuples(index=False, name=None))))
-    fig, axes = panel_grid(len(keys), ncols=min(3, max(1, len(keys))), w=6.0, h=3.4)
+    fig, axes = panel_grid(len(keys), ncols=min(3, max(1, len(keys))), w=6.0, h=3.6)
     handles: dict = {}
     for ax, (ds, model, level) in zip(axes, keys):
         here = layers[(layers["dataset"] == ds) & (layers["model"] == model) & (layers["level"] == level)]
@@ -216,38 +351,90 @@ def plot_iou_layers(table: "pd.DataFrame", reference: str | None = None):
             ax.plot(x, line["iou"], color=st["color"], marker=st["marker"], ms=3, lw=1)
             ax.plot(x, line["iou_random"], color=st["color"], ls=":", lw=0.8)
             handles.setdefault(m, mlines.Line2D([], [], color=st["color"], marker=st["marker"]))
-        names = short_layer_names(list(order["name"]))
-        step = max(1, math.ceil(len(names) / 40))
-        ax.set_xticks(range(0, len(names), step))
-        ax.set_xticklabels(names[::step], rotation=90, fontsize=6)
+        _layer_ticks(ax, list(order["name"]))
         ax.set_ylim(0, 1.02)
         ax.set_ylabel(f"mask IoU with {ref}")
         ax.set_title(f"{ds} · {model} · k={level}", fontsize=9)
-    handles.setdefault("random-mask IoU (dotted)", mlines.Line2D([], [], color="k", ls=":"))
-    _legend(fig, handles)
+    handles.setdefault("chance: random masks of the same densities (dotted)", mlines.Line2D([], [], color="k", ls=":"))
+    if title:
+        fig.suptitle(title)
+    _legend(fig, handles, ncol=5)
     return fig
 
 
 def plot_drift(table: "pd.DataFrame"):
-    """Relative weight drift of the dense fine-tune per layer (input → output), log scale, one
-    panel per (dataset, model); the band is mean ± std over seeds/folds."""
+    """Relative weight drift (%) of the dense fine-tune per layer (input → output), log scale, one
+    panel per (dataset, model); the band is mean ± std over seeds/folds. Tensors without a
+    pre-trained value (``from_pretrained`` false: fresh heads, poolers, tree decoders) are grey
+    crosses: their "drift" is from a random init, not lazy-regime evidence."""
+    import matplotlib.lines as mlines
+    import numpy as np
+
     keys = sorted(set(map(tuple, table[["dataset", "model"]].itertuples(index=False, name=None))))
-    fig, axes = panel_grid(len(keys), ncols=min(2, max(1, len(keys))), w=6.5, h=3.4)
+    fig, axes = panel_grid(len(keys), ncols=min(2, max(1, len(keys))), w=6.5, h=3.6)
+    handles: dict = {}
     for ax, (ds, model) in zip(axes, keys):
         here = table[(table["dataset"] == ds) & (table["model"] == model)].sort_values("order")
-        x = list(range(len(here)))
-        mu, sd = here["rel_drift_mean"].to_numpy(), here["rel_drift_std"].to_numpy()
-        ax.fill_between(x, (mu - sd).clip(min=1e-12), mu + sd, color=DENSE_COLOR, alpha=0.15, lw=0)
-        ax.plot(x, mu, color=DENSE_COLOR, marker="o", ms=3, lw=1)
-        names = short_layer_names(list(here["name"]))
-        step = max(1, math.ceil(len(names) / 40))
-        ax.set_xticks(x[::step])
-        ax.set_xticklabels(names[::step], rotation=90, fontsize=6)
+        x = np.arange(len(here))
+        pre = here["from_pretrained"].fillna(True).astype(bool).to_numpy() if "from_pretrained" in here else \
+            np.ones(len(here), dtype=bool)
+        mu, sd = 100 * here["rel_drift_mean"].to_numpy(), 100 * here["rel_drift_std"].to_numpy()
+        if pre.any():
+            ax.fill_between(x[pre], (mu - sd)[pre].clip(min=1e-9), (mu + sd)[pre], color=DENSE_COLOR, alpha=0.15, lw=0)
+            h, = ax.plot(x[pre], mu[pre], color=DENSE_COLOR, marker="o", ms=3, lw=1)
+            handles.setdefault("from the pre-trained value (mean ± std)", h)
+        if (~pre).any():
+            h, = ax.plot(x[~pre], mu[~pre], color=BASELINE_COLOR, marker="x", ms=5, ls="none")
+            handles.setdefault("no pre-trained value (from random init; not lazy-regime evidence)",
+                               mlines.Line2D([], [], color=BASELINE_COLOR, marker="x", ls="none"))
+        _layer_ticks(ax, list(here["name"]))
         if (mu > 0).all():
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_yscale("log")
-        ax.set_ylabel("‖θ_ft − θ_pre‖ / ‖θ_pre‖")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
+            ax.tick_params(axis="y", which="minor", labelsize=6)
+        ax.set_ylabel("‖θ_ft − θ_pre‖ / ‖θ_pre‖ (%)")
         ax.set_title(f"{ds} · {model} · dense fine-tune", fontsize=9)
-    fig.tight_layout()
+    _legend(fig, handles, ncol=2)
+    return fig
+
+
+def plot_diff(table: "pd.DataFrame", title: str | None = None, ylabel: str = "difference"):
+    """Differences (column ``diff`` ± ``diff_spread``) vs sparsity per (dataset, model, split),
+    one line per method, a zero line; the y range from the data, so small effects are readable."""
+    import matplotlib.lines as mlines
+
+    keys = sorted(set(map(tuple, table[["dataset", "model", "split"]].itertuples(index=False, name=None))))
+    splits_per = {}
+    for ds, _, sp in keys:
+        splits_per.setdefault(ds, set()).add(sp)
+    styles = method_styles(sorted(set(table["method"])))
+    fig, axes = panel_grid(len(keys), w=5.0)
+    handles: dict = {}
+    for ax, (ds, model, split) in zip(axes, keys):
+        here = table[(table["dataset"] == ds) & (table["model"] == model) & (table["split"] == split)]
+        ax.axhline(0.0, color=DENSE_COLOR, lw=1)
+        drawn = [m for m in styles if m in set(here["method"])]
+        offsets = dodge_offsets(drawn)
+        for method in drawn:
+            line = here[here["method"] == method].sort_values("target_sparsity")
+            st = styles[method]
+            x = from_axis(to_axis(line["realized"].to_numpy()) + offsets[method])
+            ax.errorbar(x, line["diff"], yerr=line["diff_spread"], color=st["color"], marker=st["marker"],
+                        ms=4, lw=1.2, capsize=2)
+            handles.setdefault(method, mlines.Line2D([], [], color=st["color"], marker=st["marker"]))
+        lo, hi = y_range(list(here["diff"]) + [0.0], list(here["diff"] - here["diff_spread"].fillna(0)),
+                         list(here["diff"] + here["diff_spread"].fillna(0)))
+        ax.set_ylim(lo, hi)
+        set_sparsity_axis(ax, list(here["target_sparsity"]))
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title(ds, model, split, len(splits_per[ds]) > 1), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _legend(fig, handles)
     return fig
 
 
@@ -272,7 +459,11 @@ def plot_cost(cost_points: "pd.DataFrame"):
         if (here["cum_hours"] > 0).all() and len(here):
             ax.set_xscale("log")
         ax.set_xlabel("job hours to obtain the model (incl. prerequisites)")
-        ax.set_ylabel(here["metric"].iloc[0] if len(here) else "")
+        ax.set_ylabel(metric_label(here["metric"].iloc[0]) if len(here) else "")
         ax.set_title(f"{ds} · {model} · {split}", fontsize=9)
     _legend(fig, handles)
     return fig
+
+
+__all__ = ["plot_curves", "plot_layerwise", "plot_iou", "plot_iou_layers", "plot_drift", "plot_diff",
+           "plot_cost", "placeholder", "save", "png_size", "metric_unit"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -221,9 +222,26 @@ def iou_table(df: "pd.DataFrame", levels: list[int], root: str | Path = "."):
 
 # --- weight drift --------------------------------------------------------------------------------
 
+_FRESH = re.compile(r"(^|\.)(classifier|classification_heads?|pooler|head|heads|lm_head|score|qa_outputs)(\.|$)")
+
+
+def no_pretrained_value(name: str, family: str | None = None) -> bool:
+    """Name rule for tensors that start from a fresh init rather than the pre-trained checkpoint
+    (used when drift.csv has no ``from_pretrained`` column): classification heads and poolers in
+    every family, and in the arithmetic family everything outside the pre-trained RoBERTa embedder
+    (``roberta.*``): the LSTM encoder and the GTS / Graph2Tree tree decoder are trained from scratch."""
+    if _FRESH.search(name):
+        return True
+    if family == "arithmetic":
+        return not name.startswith("roberta.")
+    return False
+
+
 def drift_table(df: "pd.DataFrame", root: str | Path = "."):
     """Per (dataset, model, tensor) the mean/std over seeds and folds of the dense fine-tune's
-    relative drift ‖θ_ft − θ_pre‖/‖θ_pre‖. Returns (table, unreadable paths)."""
+    relative drift ‖θ_ft − θ_pre‖/‖θ_pre‖, and ``from_pretrained`` (the tensor had a pre-trained
+    value: from drift.csv's column when present, else :func:`no_pretrained_value`;
+    ``pretrained_source`` says which). Returns (table, unreadable paths)."""
     import pandas as pd
 
     runs = _runs(df, root, (df["extra"] == MAIN) & (df["method"] == DENSE))
@@ -238,15 +256,23 @@ def drift_table(df: "pd.DataFrame", root: str | Path = "."):
         if not need <= set(d.columns):
             bad.append(f"{f} (columns {sorted(d.columns)}, need {sorted(need)})")
             continue
+        if "from_pretrained" in d.columns:
+            fp = d["from_pretrained"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
+            d = d.assign(from_pretrained=fp, pretrained_source="drift.csv")
+        else:
+            d = d.assign(from_pretrained=[not no_pretrained_value(n, r.family) for n in d["name"]],
+                         pretrained_source="name rule")
         parts.append(d.assign(dataset=r.dataset, model=r.model, seed=r.seed, fold=r.fold))
-    cols = ["dataset", "model", "order", "name", "numel", "rel_drift_mean", "rel_drift_std", "n_runs"]
+    cols = ["dataset", "model", "order", "name", "numel", "rel_drift_mean", "rel_drift_std", "n_runs",
+            "from_pretrained", "pretrained_source"]
     if not parts:
         return pd.DataFrame(columns=cols), bad
     all_ = pd.concat(parts, ignore_index=True)
     out = all_.groupby(["dataset", "model", "order", "name"], sort=True).agg(
         numel=("numel", "first"), rel_drift_mean=("rel_drift", "mean"),
         rel_drift_std=("rel_drift", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
-        n_runs=("rel_drift", "size")).reset_index()
+        n_runs=("rel_drift", "size"), from_pretrained=("from_pretrained", "all"),
+        pretrained_source=("pretrained_source", "first")).reset_index()
     return out[cols], bad
 
 

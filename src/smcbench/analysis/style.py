@@ -58,7 +58,8 @@ def from_axis(k):
 
 
 def set_sparsity_axis(ax, targets: list[float]) -> None:
-    """Function scale of :func:`to_axis`, ticks at the nominal ``targets`` labelled in percent."""
+    """Function scale of :func:`to_axis`, ticks at the nominal ``targets`` (numbers in percent;
+    the points themselves sit at their realized sparsity)."""
     targets = sorted(t for t in set(round(float(t), 6) for t in targets) if 0 < t < 1)
     if not targets:  # nothing sparse in this panel: show the paper's ten levels
         ax.text(0.5, 0.5, "no sparse results", transform=ax.transAxes, ha="center", color="0.4")
@@ -68,9 +69,29 @@ def set_sparsity_axis(ax, targets: list[float]) -> None:
         lo, hi = float(to_axis(min(targets))), float(to_axis(max(targets)))
         ax.set_xlim(float(from_axis(lo - 0.4)), float(from_axis(hi + 0.4)))
         ax.set_xticks(targets)
-        ax.set_xticklabels([f"{100 * t:.3g}%" for t in targets], rotation=45, fontsize=7)
+        ax.set_xticklabels([f"{100 * t:.3g}" for t in targets], rotation=45, fontsize=7)
     ax.minorticks_off()
-    ax.set_xlabel("sparsity (ticks: nominal target; points at realized)")
+    ax.set_xlabel("realized sparsity (%)")
+
+
+# --- metric names and units ----------------------------------------------------------------------
+
+_METRIC_LABELS = {"accuracy": "accuracy (%)", "value_accuracy": "value accuracy (%)", "bleu": "BLEU",
+                  "neg_loss": "−loss", "spearman": "Spearman ρ"}
+
+
+def metric_label(metric: str) -> str:
+    """An axis label with its unit: ``accuracy`` → "accuracy (%)", ``bleu`` → "BLEU"; other
+    ``…accuracy`` metrics get "(%)" too (tasks report 100·correct/n)."""
+    if metric in _METRIC_LABELS:
+        return _METRIC_LABELS[metric]
+    label = metric.replace("_", " ")
+    return label + " (%)" if metric.endswith("accuracy") else label
+
+
+def metric_unit(metric: str) -> str:
+    """"points" for percent metrics and BLEU (differences are in points), else ""."""
+    return "points" if metric.endswith("accuracy") or metric == "bleu" else ""
 
 
 # --- layer names ---------------------------------------------------------------------------------
