@@ -93,7 +93,7 @@ def test_unknown_family_name(demo_cfg):
 
 
 # --- levels, seeds, device ----------------------------------------------------------------------
-@pytest.mark.parametrize("levels", [[0], [0.2], [21], [], "1,2", [True]])
+@pytest.mark.parametrize("levels", [[0], [0.2], [21], [], "1,2", [True], [1, 1]])
 def test_bad_levels(demo_cfg, levels):
     rejects(demo_cfg, lambda c: c.__setitem__("levels", levels), "level")
 
@@ -103,7 +103,7 @@ def test_bad_levels_per_dataset(demo_cfg):
             "datasets.demo_cs_easy.levels")
 
 
-@pytest.mark.parametrize("seeds", [[-1], [], [0.5], "0"])
+@pytest.mark.parametrize("seeds", [[-1], [], [0.5], "0", [0, 0]])
 def test_bad_seeds(demo_cfg, seeds):
     rejects(demo_cfg, lambda c: c.__setitem__("seeds", seeds), "seeds")
 

@@ -706,7 +706,7 @@ def specs(cls) -> list[tuple[str, Any, dict]]:
 # the config's structure
 # =============================================================================================
 def _level_rules():
-    return dict(ge=1, le=20, min_items=1, hint="levels are integers k in 1..20, s_k = 1 - 0.8**k")
+    return dict(ge=1, le=20, min_items=1, unique=True, hint="levels are distinct integers k in 1..20, s_k = 1 - 0.8**k")
 
 
 @settings
@@ -715,9 +715,9 @@ class DatasetEntry:
 
     family: str = opt("str", MISSING, "task family")
     source: str = opt("str", MISSING, "Hub id, URL, local path (./ or /) or 'synthetic'")
-    models: tuple = opt("strs", MISSING, "models fine-tuned on it (names under models:)", min_items=1)
+    models: tuple = opt("strs", MISSING, "models fine-tuned on it (names under models:)", min_items=1, unique=True)
     enabled: bool = opt("bool", True, "false: keep the entry but run nothing")
-    run_methods: tuple = opt("strs", None, "methods run on this dataset (default: the global run_methods)", min_items=1)
+    run_methods: tuple = opt("strs", None, "methods run on this dataset (default: the global run_methods)", min_items=1, unique=True)
     scope: str = opt("str", "paper", "the prunable weights (a scope name or modules:A+B)")
     folds: tuple = opt("ints", None, "cross-validation folds to run (default: no CV)", ge=0, min_items=1)
     levels: tuple = opt("ints", None, "sparsity levels k (default: the global levels)", **_level_rules())
@@ -743,13 +743,13 @@ class ExtraRun:
     """An ablation beyond the main grid (``extra_runs[i]``)."""
 
     name: str = opt("str", MISSING, "names the runs in the results (column extra)", pattern=NAME_PATTERN)
-    datasets: tuple = opt("strs", MISSING, "datasets it runs on", min_items=1)
-    methods: tuple = opt("strs", MISSING, "methods it runs", min_items=1)
+    datasets: tuple = opt("strs", MISSING, "datasets it runs on", min_items=1, unique=True)
+    methods: tuple = opt("strs", MISSING, "methods it runs", min_items=1, unique=True)
     models: tuple = opt("strs", None, "models (default: each dataset's)", min_items=1)
     scope: str = opt("str", None, "one scope (default paper)")
-    scopes: tuple = opt("strs", None, "several scopes (instead of scope)", min_items=1)
+    scopes: tuple = opt("strs", None, "several scopes (instead of scope)", min_items=1, unique=True)
     targets: tuple = opt("floats", None, "explicit target sparsities in (0, 1) instead of levels", gt=0, lt=1,
-                         min_items=1)
+                         min_items=1, unique=True)
     levels: tuple = opt("ints", None, "levels k (default: the dataset's)", **_level_rules())
 
     def check(self, path: str) -> None:
@@ -764,7 +764,7 @@ class AnalysisSettings:
     """Analysis options (``analysis``)."""
 
     layerwise_levels: tuple = opt("ints", None, "levels k of the layerwise figures (default: all levels)", ge=1, le=20,
-                                  hint="levels are integers k in 1..20, s_k = 1 - 0.8**k")
+                                  hint="levels are distinct integers k in 1..20, s_k = 1 - 0.8**k")
 
 
 @settings
@@ -782,12 +782,12 @@ class ConfigSettings:
     """The top level of a config file."""
 
     suite: str = opt("str", MISSING, "results go to results/<suite>/", pattern=NAME_PATTERN)
-    seeds: tuple = opt("ints", MISSING, "seeds; every point is a mean over them", ge=0, min_items=1,
-                       hint="seeds are a non-empty list of non-negative integers")
+    seeds: tuple = opt("ints", MISSING, "seeds; every point is a mean over them", ge=0, min_items=1, unique=True,
+                       hint="seeds are a non-empty list of distinct non-negative integers")
     levels: tuple = opt("ints", MISSING, "sparsity levels k; target s_k = 1 - 0.8**k", **_level_rules())
     device: str = opt("str", "auto", "auto (GPU when visible), cpu or cuda", choices=DEVICES)
     matching_tolerance: float = opt("float", 1.0, "points of the metric within which sparse 'matches' dense", ge=0)
-    run_methods: tuple = opt("strs", None, "methods run on every dataset (default: all under methods)", min_items=1)
+    run_methods: tuple = opt("strs", None, "methods run on every dataset (default: all under methods)", min_items=1, unique=True)
     methods: dict = opt("mapping", MISSING, "each method's settings under its name (see Methods)")
     datasets: dict = opt("mapping", MISSING, "datasets by name (see Dataset entry)")
     models: dict = opt("mapping", MISSING, "models by name (see Model entry)")
