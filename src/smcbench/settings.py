@@ -49,7 +49,8 @@ def opt(kind: Any, default: Any = MISSING, doc: str = "", **rules: Any):
     """A settings field. ``kind``: ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"ints"``,
     ``"floats"``, ``"strs"`` (lists), ``"mapping"``, ``"list"``, or a settings class (a nested
     mapping). Rules: ``ge``, ``gt``, ``le``, ``lt`` (numbers and list items), ``choices``,
-    ``pattern``, ``min_items``, ``length``. A default of ``None`` means "unset" (the code derives
+    ``pattern``, ``min_items``, ``length``, ``unique``; ``hint`` is added to the field's error
+    messages. A default of ``None`` means "unset" (the code derives
     a value, described in ``doc``); ``MISSING`` means required."""
     meta = dict(rules, kind=kind, doc=doc)
     if isinstance(default, (list, dict)):
