@@ -128,3 +128,12 @@ def test_smoke_row_and_csv_from_the_training_jobs_metrics(tmp_path):
 def test_missing_samples_skip_cleanly(tmp_path, capsys):
     assert S.main(["--samples", str(tmp_path / "absent")]) == 0
     assert "skipped" in capsys.readouterr().err
+
+
+def test_a_subset_run_keeps_the_other_models_rows(tmp_path):
+    old = [{"model": "tape", "params": "1"}, {"model": "esm1b", "params": "2"}]
+    new = [{"model": "esm1b", "params": "3"}, {"model": "gts", "params": "4"}]
+    merged = S.merge_rows(old, new, ["gts", "esm1b", "tape"])
+    assert [(r["model"], r["params"]) for r in merged] == [("gts", "4"), ("esm1b", "3"), ("tape", "1")]
+    S.write_smoke_csv(tmp_path / "s.csv", merged)
+    assert [r["model"] for r in S.read_smoke_csv(tmp_path / "s.csv")] == ["gts", "esm1b", "tape"]

@@ -389,6 +389,21 @@ def write_smoke_csv(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def read_smoke_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def merge_rows(old: list[dict], new: list[dict], order: list[str]) -> list[dict]:
+    """``old`` rows with those of the models in ``new`` replaced, in the config's model order (a
+    run of a subset of the models keeps the other models' rows)."""
+    by_model = {r["model"]: r for r in old}
+    by_model.update({r["model"]: r for r in new})
+    return [by_model[m] for m in order if m in by_model] + [r for m, r in by_model.items() if m not in order]
+
+
 # === driver =====================================================================================
 def default_samples(repo: Path) -> Path:
     env = os.environ.get("SMCBENCH_REAL_SAMPLES")
@@ -474,10 +489,11 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             failed.append(p.model)
         rows.append(smoke_row(p, params, status))
-        write_smoke_csv(out / "smoke.csv", rows)
+        write_smoke_csv(out / "smoke.csv", merge_rows(read_smoke_csv(out / "smoke.csv"), rows,
+                                                      [q.model for q in plan(cfg, out)]))
     if a.command == "build":
         return 0
-    if not failed and not a.models:
+    if not failed and all(Path(q.pruned).is_file() and Path(q.dense).is_file() for q in plan(cfg, out)):
         # the runs exist: only a missing output may trigger a job (not params/code edits made since)
         code = _snakemake(a.config, [f"results/{cfg['suite']}/results.csv"], a.cores, log,
                           ["--rerun-triggers", "mtime"])
