@@ -5,6 +5,7 @@
 #   snakemake --configfile workflow/configs/demo.yaml -c2 all_figures     # the offline demo (make demo)
 
 import os
+import shlex
 import sys
 
 from snakemake.utils import min_version, validate
@@ -15,11 +16,14 @@ if not config:  # an explicit --configfile replaces the paper grid instead of me
     configfile: os.path.join(workflow.basedir, "config.yaml")
 
 SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = SRC + os.pathsep + os.environ.get("PYTHONPATH", "")
-# Jobs run `python -m smcbench`: without conda that is the Python running Snakemake (the venv's);
-# with --sdm conda, activating the rule's env puts the env's python first again.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+sys.path.insert(0, SRC)  # the planning code below (smcbench.config, the registries) is torch-free
+# Jobs run `python -m smcbench <step>`. Without conda, `python` is the one running Snakemake (the
+# venv's). With --sdm conda, activating the rule's env puts the env's python first again, and
+# Snakemake deletes PYTHONPATH from the job's environment: the shell prefix sets it after the
+# activation, so every job, in every env, imports this checkout's src/ (the code its version
+# param hashes, see smcbench.versions).
+os.environ.update(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+shell.prefix("set -euo pipefail; export PYTHONPATH=%s${{PYTHONPATH:+:$PYTHONPATH}}; " % shlex.quote(SRC))
 
 validate(config, "workflow/schemas/config.schema.yaml")
 

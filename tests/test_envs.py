@@ -3,7 +3,7 @@
 * every package pinned both in ``requirements.txt`` and in an ``envs/*.yaml`` has the same version
   (a local version suffix such as ``+cu128`` aside; conda names mapped to pip names);
 * every env pins every package exactly (``name=version``), on conda-forge without ``defaults``;
-* every ``conda:`` path of a rule in ``workflow/rules/*.smk`` exists.
+* every env file the workflow names exists; the ESM-IF1 env is the torch env plus fair-esm.
 """
 
 from __future__ import annotations
@@ -93,19 +93,21 @@ def test_torch_env_is_a_cuda_build():
     assert torch_dep and re.search(r"=cuda", torch_dep[0]), torch_dep
 
 
-def test_every_conda_path_in_the_rules_exists():
-    rules = sorted((ROOT / "workflow" / "rules").glob("*.smk"))
-    missing, seen = [], 0
-    for smk in rules:
-        text = smk.read_text()
-        for m in re.finditer(r"^\s*conda:\s*\n\s*[\"']([^\"']+)[\"']", text, flags=re.M):
-            seen += 1
-            if not (smk.parent / m.group(1)).resolve().is_file():
-                missing.append(f"{smk.relative_to(ROOT)}: {m.group(1)}")
-    if not rules:
-        pytest.skip("no workflow/rules/*.smk yet")
-    assert seen, "no conda: directives found in workflow/rules/*.smk"
-    assert not missing, "conda env files named by rules do not exist:\n" + "\n".join(missing)
+def test_every_env_file_named_by_the_workflow_exists():
+    """Rules name their env through constants of workflow/rules/common.smk (ENV_*, ENV_BY_ARCH);
+    tests/test_conda_envs.py checks which rule gets which."""
+    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    paths = re.findall(r'"(\.\./\.\./envs/[^"]+)"', text)
+    assert len(paths) >= 3, paths
+    missing = [p for p in paths if not (ROOT / "workflow" / "rules" / p).resolve().is_file()]
+    assert not missing, missing
+
+
+def test_esmif_env_extends_the_torch_env():
+    torch_conda, torch_pip = env_pins(ROOT / "envs" / "torch.yaml")
+    esm_conda, esm_pip = env_pins(ROOT / "envs" / "esmif.yaml")
+    assert torch_conda.items() <= esm_conda.items() and torch_pip.items() <= esm_pip.items()
+    assert "fair-esm" in esm_pip
 
 
 def test_pin_parser_catches_disagreement(tmp_path):

@@ -1,11 +1,18 @@
-"""Change one method's setting → `snakemake -n` plans only that method's jobs plus the aggregates.
+"""Rerun only what changed: one dry run per case on a finished mini workflow.
 
-Outputs are faked (empty files + `snakemake --touch` to record metadata), so nothing trains; what
-is tested is the DAG and the params each job receives.
+The workflow (Snakefile, workflow/, profiles/, src/) is copied into a temporary checkout, so a test
+can edit the code the way a user would (one method's class, a family module, the loop, a rule's
+shell string) and nothing else in the working tree affects the versions. Outputs are faked
+(empty files + `snakemake --touch` to record metadata), so nothing trains: what is tested is which
+jobs a dry run plans.
 """
 
+from __future__ import annotations
+
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +21,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [str(Path(sys.executable).with_name("snakemake"))]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 MINI = {
     "suite": "mini",
@@ -25,92 +32,185 @@ MINI = {
     "datasets": {"d1": {"family": "commonsense", "source": "synthetic", "models": ["m1"], "scope": "paper",
                         "settings": {"variant": "easy"}, "training": {"lr": 0.1, "epochs": 1}}},
     "models": {"m1": {"family": "commonsense", "arch": "roberta_mc", "source": "synthetic"}},
+    "resources": {"train": {"gpu": 0, "threads": 1, "runtime": 10, "mem_mb": 1000}},
 }
+TRAINING_RULES = {"dense", "train", "train_imp", "mask"}
+AGGREGATES = {"results", "all_figures"}
 
 
-def smk(workdir: Path, config: Path, *args: str) -> str:
-    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-                       "-c1", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+def copy_checkout(dest: Path) -> Path:
+    for name in ("Snakefile", "workflow", "profiles", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    shutil.copytree(ROOT / "src" / "smcbench", dest / "src" / "smcbench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def smk(repo: Path, work: Path, config: dict, *args: str) -> str:
+    cfg = work / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(work), "--configfile", str(cfg), "-c1", *args]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=repo, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
 
 
+def planned(output: str) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run ({} when nothing is to be done)."""
+    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M) if name != "total"}
+
+
 def trained_methods(output: str) -> set[str]:
     """Methods whose training jobs the dry run plans (from the jobs' `output:` lines)."""
-    return set(re.findall(r"^\s*output: results/mini/runs/d1/all/m1/([\w+]+)/paper/s0\.\d+/seed0/metrics\.json",
+    return set(re.findall(r"^\s*output: results/mini/runs/d1/all/m1/([\w+]+)/(?:paper/s0\.\d+/)?seed0/metrics\.json",
                           output, flags=re.M))
 
 
-def planned(output: str) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    counts, in_table = {}, False
-    for line in output.splitlines():
-        if line.startswith("Job stats"):
-            in_table = True
-            continue
-        if in_table:
-            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if m and m.group(1) != "total":
-                counts[m.group(1)] = int(m.group(2))
-            elif line.strip() == "" and counts:
-                break
-    return counts
-
-
 @pytest.fixture(scope="module")
-def done_workflow(tmp_path_factory):
-    """A workflow whose every output exists with recorded metadata (nothing to do)."""
-    work = tmp_path_factory.mktemp("wf")
-    cfg = work / "mini.yaml"
-    cfg.write_text(yaml.safe_dump(MINI))
-    summary = smk(work, cfg, "all", "--summary")
+def done(tmp_path_factory):
+    """(checkout, workdir) of a mini workflow whose every output exists with recorded metadata."""
+    repo = copy_checkout(tmp_path_factory.mktemp("repo"))
+    work = tmp_path_factory.mktemp("work")
+    summary = smk(repo, work, MINI, "all_figures", "--summary")
     for line in summary.splitlines()[1:]:
         path = line.split("\t")[0].strip()
         if path.startswith("results/"):
             (work / path).parent.mkdir(parents=True, exist_ok=True)
             (work / path).touch()
-    smk(work, cfg, "all", "--touch", "-q")
-    assert "Nothing to be done" in smk(work, cfg, "all", "-n") or planned(smk(work, cfg, "all", "-n")) == {}
-    return work
+            if path.endswith("/metrics.json"):  # `--summary` does not list benchmark files
+                (work / path).with_name("benchmark.tsv").touch()
+    smk(repo, work, MINI, "all_figures", "--touch", "--forceall", "-q")  # every job records metadata
+    assert planned(smk(repo, work, MINI, "all_figures", "-n")) == {}
+    return repo, work
 
 
-def test_changing_one_method_plans_only_its_jobs(done_workflow, tmp_path):
-    changed = yaml.safe_load(yaml.safe_dump(MINI))
-    changed["methods"]["gmp"]["delta_t"] = 20
-    cfg = tmp_path / "changed.yaml"
-    cfg.write_text(yaml.safe_dump(changed))
-    out = smk(done_workflow, cfg, "all", "-n")
-    assert planned(out) == {"train": 2, "results": 1, "all": 1}
+def dry_run(done, config=None) -> str:
+    repo, work = done
+    return smk(repo, work, config or MINI, "all_figures", "-n")
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str):
+    """Edit a file of the copied checkout for the duration of a test."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+    try:
+        yield
+    finally:
+        path.write_text(text)
+
+
+def changed(**edits) -> dict:
+    cfg = yaml.safe_load(yaml.safe_dump(MINI))
+    for dotted, value in edits.items():
+        node = cfg
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return cfg
+
+
+# --- config edits ----------------------------------------------------------------------------------
+def test_nothing_changed_plans_nothing(done):
+    assert planned(dry_run(done)) == {}
+
+
+def test_changing_one_method_setting_plans_only_its_jobs(done):
+    out = dry_run(done, changed(methods__gmp__delta_t=20))
     assert trained_methods(out) == {"gmp"}
+    assert planned(out)["train"] == 2 and set(planned(out)) - {"train"} <= AGGREGATES | {"analysis_cost", "analysis_curves",
+        "analysis_drift", "analysis_embeddings", "analysis_iou", "analysis_layerwise", "analysis_matching",
+        "analysis_modulewise", "analysis_obert"}
 
 
-def test_changing_an_init_method_reruns_its_masks_and_both_users(done_workflow, tmp_path):
-    changed = yaml.safe_load(yaml.safe_dump(MINI))
-    changed["methods"]["snip"]["num_batches"] = 4
-    cfg = tmp_path / "changed.yaml"
-    cfg.write_text(yaml.safe_dump(changed))
-    out = smk(done_workflow, cfg, "all", "-n")
-    counts = planned(out)
-    assert counts["mask"] == 2  # the SNIP mask at both levels, shared by snip and snip+rigl
-    assert counts["train"] == 4  # snip and snip+rigl at both levels, nothing else
+def test_changing_an_init_method_reruns_both_of_its_users(done):
+    out = dry_run(done, changed(methods__snip__num_batches=4))
     assert trained_methods(out) == {"snip", "snip+rigl"}
+    assert planned(out)["train"] == 4
 
 
-def test_reordering_keys_changes_nothing(done_workflow, tmp_path):
+def test_reordering_keys_changes_nothing(done):
     reordered = dict(MINI)
     reordered["methods"] = {k: dict(reversed(list((v or {}).items()))) for k, v in reversed(list(MINI["methods"].items()))}
-    cfg = tmp_path / "reordered.yaml"
-    cfg.write_text(yaml.safe_dump(reordered, sort_keys=False))
-    out = smk(done_workflow, cfg, "all", "-n")
-    assert planned(out).get("train", 0) == 0 and planned(out).get("dense", 0) == 0
+    assert planned(dry_run(done, reordered)) == {}
+
+
+def test_cluster_resources_rerun_nothing(done):
+    assert planned(dry_run(done, changed(resources__train__runtime=600))) == {}
+
+
+def test_matching_tolerance_reruns_only_the_aggregates(done):
+    counts = planned(dry_run(done, changed(matching_tolerance=2.5)))
+    assert counts and not set(counts) & (TRAINING_RULES | {"prepare", "pretrained", "download_dataset"}), counts
+    assert counts.get("results") == 1
+
+
+# --- code edits ------------------------------------------------------------------------------------
+def _method_class(name: str) -> tuple[Path, str]:
+    from smcbench.sparsity.registry import METHODS
+
+    module, cls = METHODS[name].cls.split(":")
+    return Path(*module.split(".")).with_suffix(".py"), cls
+
+
+def test_editing_one_method_class_reruns_only_its_jobs(done):
+    repo, _ = done
+    rel, cls = _method_class("gmp")
+    path = repo / "src" / rel
+    text = path.read_text()
+    body_start = re.search(rf"^class {cls}\(.*\):\n(    \"\"\"(?:.|\n)*?\"\"\"\n)?", text, flags=re.M)
+    assert body_start
+    with edited(path, body_start.group(0), body_start.group(0) + "    _edited_here = True\n"):
+        out = dry_run(done)
+    assert trained_methods(out) == {"gmp"}, planned(out)
+    assert planned(out)["train"] == 2
+
+
+def test_editing_the_family_module_reruns_its_whole_pipeline(done):
+    repo, _ = done
+    from smcbench.tasks import FAMILIES
+
+    module = FAMILIES["commonsense"]
+    rel = Path(*module.split("."))
+    path = repo / "src" / (rel.with_suffix(".py") if (ROOT / "src" / rel.with_suffix(".py")).is_file() else rel / "__init__.py")
+    with edited(path, '"""', '"""Edited. ', ):
+        counts = planned(dry_run(done))
+    assert {"prepare", "pretrained", "dense", "train", "train_imp"} <= set(counts), counts
+    assert "download_dataset" not in counts
+
+
+def test_editing_the_training_loop_reruns_training_not_data(done):
+    repo, _ = done
+    with edited(repo / "src" / "smcbench" / "train.py", '"""', '"""Edited. '):
+        counts = planned(dry_run(done))
+    assert {"dense", "train", "train_imp"} <= set(counts), counts
+    assert not {"prepare", "pretrained", "download_dataset", "download_model"} & set(counts), counts
+
+
+def test_a_cosmetic_edit_of_a_rule_shell_string_reruns_nothing(done):
+    repo, _ = done
+    with edited(repo / "workflow" / "rules" / "train.smk", '"--threads {threads} --log {log} {params.start}',
+                '"--threads {threads}  --log {log} {params.start}'):
+        assert planned(dry_run(done)) == {}
+
+
+def test_profiles_keep_the_rerun_triggers_without_code():
+    """The workflow profile (applied to every run) sets the triggers; no other profile overrides them."""
+    default = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    assert sorted(default["rerun-triggers"]) == ["input", "mtime", "params", "software-env"]
+    for name in ("slurm", "local", "ci-slurm"):
+        assert "rerun-triggers" not in yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
 
 
 def test_slurm_profile_with_the_placeholder_account_is_refused_while_planning(tmp_path):
     cfg = tmp_path / "mini.yaml"
     cfg.write_text(yaml.safe_dump(MINI))
-    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
-                       "--profile", str(ROOT / "profiles/slurm"), "-n", "all"]
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
+           "--profile", str(ROOT / "profiles/slurm"), "-n", "all"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode != 0
     assert "set default-resources.slurm_account to your SLURM account" in out.stdout + out.stderr

@@ -105,6 +105,9 @@ def resolve(source: str, cache_dir: Path, repo_type: str) -> dict:
 
 
 def run(source: str, out: Path, cache_dir: Path, repo_type: str = "dataset") -> dict:
+    if source.lstrip().startswith("{"):  # the workflow passes the entry's source and pins as JSON
+        spec = json.loads(source)
+        source = spec["source"]
     record = resolve(source, cache_dir, repo_type)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

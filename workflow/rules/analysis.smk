@@ -1,56 +1,14 @@
 # Analyses, figures and tables of a suite (SPEC §4), all computed from results/{suite}/results.csv
-# and the per-run files it points to. Every output is fixed-name (panels live inside the figures),
-# so the targets do not depend on the data. Each is in the `snakemake --report` HTML with the
-# caption in workflow/report/<name>.rst. Logic lives in smcbench.analysis (no imports here).
-
-ANALYSIS_OUTPUTS = {
-    "curves": ["figures/metric_vs_sparsity.png", "figures/metric_vs_sparsity.pdf", "tables/curves.csv"],
-    "matching": ["tables/matching_sparsity.md", "tables/matching_sparsity.csv", "tables/missing_runs.csv"],
-    "layerwise": ["figures/layerwise_sparsity.png", "figures/layerwise_sparsity.pdf",
-                  "tables/layerwise_sparsity.csv"],
-    "iou": ["figures/mask_iou.png", "figures/mask_iou.pdf", "figures/mask_iou_layers.png",
-            "figures/mask_iou_layers.pdf", "tables/mask_iou.csv"],
-    "drift": ["figures/weight_drift.png", "figures/weight_drift.pdf", "tables/weight_drift.csv"],
-    "embeddings": ["figures/embeddings_ablation.png", "figures/embeddings_ablation.pdf",
-                   "tables/embeddings_ablation.md", "tables/embeddings_ablation.csv"],
-    "obert": ["figures/obert_roadmap.png", "figures/obert_roadmap.pdf", "tables/obert_roadmap.csv"],
-    "modulewise": ["tables/modulewise.md", "tables/modulewise.csv"],
-    "cost": ["figures/cost_vs_metric.png", "figures/cost_vs_metric.pdf", "tables/cost.csv",
-             "tables/cost_runs.csv"],
-}
-
-
-def analysis_targets(suite):
-    """Every figure and table of the analyses of `suite` (the inputs of `all_figures`)."""
-    return [f"results/{suite}/{rel}" for outs in ANALYSIS_OUTPUTS.values() for rel in outs]
-
-
-ANALYSIS_INPUT = {
-    "results": "results/{suite}/results.csv",
-    "primary": "results/{suite}/primary_metrics.json",
-    "config": "results/{suite}/config.json",
-}
-
-
-def _analyze(sub):
-    """The shell command of one analysis subcommand; warnings go to the console and the log."""
-    return (f"python -m smcbench analyze {sub} --results {{input.results}} "
-            "--primary-metrics {input.primary} --config {input.config} --out results/{wildcards.suite} "
-            "2>&1 | tee {log}")
-
-
-def _rep(rel, caption, category, subcategory):
-    return report(f"results/{{suite}}/{rel}", caption=f"../report/{caption}.rst",
-                  category=category, subcategory=subcategory)
-
-
-wildcard_constraints:
-    suite=r"[^/]+",
+# and the per-run files it points to, each declared as an input (analysis_run_files). Every output
+# is fixed-name (panels live inside the figures), so the targets do not depend on the data. Each is
+# in the `snakemake --report` HTML with the caption in workflow/report/<name>.rst. Logic lives in
+# smcbench.analysis; helpers in common.smk.
 
 
 rule analysis_curves:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("curves"),
     output:
         png=_rep("figures/metric_vs_sparsity.png", "metric_vs_sparsity", "1. Metric vs sparsity", "figure"),
         pdf=_rep("figures/metric_vs_sparsity.pdf", "metric_vs_sparsity", "1. Metric vs sparsity", "figure (PDF)"),
@@ -59,7 +17,7 @@ rule analysis_curves:
         "results/{suite}/logs/analysis_curves.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("curves")
 
@@ -67,6 +25,7 @@ rule analysis_curves:
 rule analysis_matching:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("matching"),
     output:
         md=_rep("tables/matching_sparsity.md", "matching_sparsity", "0. Matching sparsity", "table (Markdown)"),
         csv=_rep("tables/matching_sparsity.csv", "matching_sparsity", "0. Matching sparsity", "table"),
@@ -75,7 +34,7 @@ rule analysis_matching:
         "results/{suite}/logs/analysis_matching.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("matching")
 
@@ -83,6 +42,7 @@ rule analysis_matching:
 rule analysis_layerwise:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("layerwise"),
     output:
         png=_rep("figures/layerwise_sparsity.png", "layerwise_sparsity", "2. Layerwise sparsity", "figure"),
         pdf=_rep("figures/layerwise_sparsity.pdf", "layerwise_sparsity", "2. Layerwise sparsity", "figure (PDF)"),
@@ -91,7 +51,7 @@ rule analysis_layerwise:
         "results/{suite}/logs/analysis_layerwise.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("layerwise")
 
@@ -99,6 +59,7 @@ rule analysis_layerwise:
 rule analysis_iou:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("iou"),
     output:
         png=_rep("figures/mask_iou.png", "mask_iou", "3. Lazy regime", "mask IoU"),
         pdf=_rep("figures/mask_iou.pdf", "mask_iou", "3. Lazy regime", "mask IoU (PDF)"),
@@ -109,7 +70,7 @@ rule analysis_iou:
         "results/{suite}/logs/analysis_iou.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("iou")
 
@@ -117,6 +78,7 @@ rule analysis_iou:
 rule analysis_drift:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("drift"),
     output:
         png=_rep("figures/weight_drift.png", "weight_drift", "3. Lazy regime", "weight drift"),
         pdf=_rep("figures/weight_drift.pdf", "weight_drift", "3. Lazy regime", "weight drift (PDF)"),
@@ -125,7 +87,7 @@ rule analysis_drift:
         "results/{suite}/logs/analysis_drift.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("drift")
 
@@ -133,6 +95,7 @@ rule analysis_drift:
 rule analysis_embeddings:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("embeddings"),
     output:
         png=_rep("figures/embeddings_ablation.png", "embeddings_ablation", "4. Ablations", "embeddings pruned or not"),
         pdf=_rep("figures/embeddings_ablation.pdf", "embeddings_ablation", "4. Ablations", "embeddings pruned or not (PDF)"),
@@ -142,7 +105,7 @@ rule analysis_embeddings:
         "results/{suite}/logs/analysis_embeddings.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("embeddings")
 
@@ -150,6 +113,7 @@ rule analysis_embeddings:
 rule analysis_obert:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("obert"),
     output:
         png=_rep("figures/obert_roadmap.png", "obert_roadmap", "4. Ablations", "oBERT roadmap"),
         pdf=_rep("figures/obert_roadmap.pdf", "obert_roadmap", "4. Ablations", "oBERT roadmap (PDF)"),
@@ -158,7 +122,7 @@ rule analysis_obert:
         "results/{suite}/logs/analysis_obert.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("obert")
 
@@ -166,6 +130,7 @@ rule analysis_obert:
 rule analysis_modulewise:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("modulewise"),
     output:
         md=_rep("tables/modulewise.md", "modulewise", "4. Ablations", "module-wise 5% (Markdown)"),
         csv=_rep("tables/modulewise.csv", "modulewise", "4. Ablations", "module-wise 5%"),
@@ -173,7 +138,7 @@ rule analysis_modulewise:
         "results/{suite}/logs/analysis_modulewise.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("modulewise")
 
@@ -181,6 +146,7 @@ rule analysis_modulewise:
 rule analysis_cost:
     input:
         **ANALYSIS_INPUT,
+        runs=analysis_run_files("cost"),
     output:
         png=_rep("figures/cost_vs_metric.png", "cost_vs_metric", "5. Cost", "figure"),
         pdf=_rep("figures/cost_vs_metric.pdf", "cost_vs_metric", "5. Cost", "figure (PDF)"),
@@ -190,6 +156,6 @@ rule analysis_cost:
         "results/{suite}/logs/analysis_cost.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         _analyze("cost")

@@ -4,6 +4,7 @@
 import re
 
 from smcbench import config as C
+from smcbench import versions as V
 from smcbench.sparsity.registry import METHODS
 
 try:
@@ -35,9 +36,57 @@ wildcard_constraints:
     init=_alternatives(INIT_METHODS),
 
 
-def res(rule_name, key, default):
-    """Per-rule resources from config `resources: {<rule>: {gpu, runtime, mem_mb, threads}}`."""
-    return (config.get("resources") or {}).get(rule_name, {}).get(key, default)
+# --- software envs (--sdm conda) ------------------------------------------------------------
+# Paths are relative to this folder. Architectures whose code needs packages beyond the torch env
+# get their own env (tests/test_conda_envs.py checks every rule's env against what its code imports).
+ENV_TORCH = "../../envs/torch.yaml"
+ENV_ANALYSIS = "../../envs/analysis.yaml"
+ENV_BY_ARCH = {"esm_if1": "../../envs/esmif.yaml"}  # fair-esm's inverse folding (ESM-IF1)
+
+
+def model_env(w):
+    """The env of a job that builds model `w.model`: the torch env, or its arch's own env."""
+    return ENV_BY_ARCH.get(config["models"][w.model].get("arch"), ENV_TORCH)
+
+
+# --- resources ---------------------------------------------------------------------------------
+# config `resources:` keys: a rule group (download, prepare, pretrained, train, mask), then
+# `<group>/<name>` for a model, a dataset or a method of that group's jobs; later keys win in the
+# order group < model < dataset < method. `threads` is also the CPUs SLURM allocates
+# (--cpus-per-task) and the OMP/MKL threads Snakemake exports to the job; `runtime` (minutes) is
+# multiplied by the attempt, so a job that hit its time limit gets more on a retry.
+RESOURCE_DEFAULTS = {
+    "download": {"gpu": 0, "threads": 1, "runtime": 120, "mem_mb": 4000},
+    "prepare": {"gpu": 0, "threads": 1, "runtime": 60, "mem_mb": 8000},
+    "pretrained": {"gpu": 0, "threads": 2, "runtime": 60, "mem_mb": 16000},
+    "train": {"gpu": 1, "threads": 4, "runtime": 240, "mem_mb": 32000},
+    "mask": {"gpu": 0, "threads": 4, "runtime": 60, "mem_mb": 32000},
+}
+
+
+def _resource_names(w):
+    names = [getattr(w, key) for key in ("model", "dataset") if hasattr(w, key)]
+    names += [getattr(w, key) for key in ("method", "imp", "init") if hasattr(w, key)]
+    return names
+
+
+def resource(group, key):
+    """A job's `key` resource of rule group `group` (see RESOURCE_DEFAULTS), from the config."""
+    table = config.get("resources") or {}
+
+    def value(w):
+        v = (table.get(group) or {}).get(key, RESOURCE_DEFAULTS[group][key])
+        for name in _resource_names(w):
+            v = (table.get(f"{group}/{name}") or {}).get(key, v)
+        return v
+
+    return value
+
+
+def runtime(group):
+    """Minutes: the configured runtime times the attempt (1 on the first try)."""
+    base = resource(group, "runtime")
+    return lambda w, attempt: base(w) * attempt
 
 
 def data_dir(w):
@@ -76,6 +125,17 @@ def train_inputs(w):
     return inputs
 
 
+def job_version(dataset, method):
+    """The code version of a training job (smcbench.versions): shared loop, family, method."""
+    return V.job_version(config["datasets"][dataset]["family"], method)
+
+
+def download_spec(entry):
+    """What the download step fetches, as canonical JSON: the source and its pins."""
+    keys = ("source", "revision", "sha256", "files")
+    return C.canonical_json({k: entry[k] for k in keys if entry.get(k) is not None})
+
+
 def imp_inputs(w):
     """IMP round k starts from round k-1's trained weights and mask (round 1: the dense fine-tune)."""
     k = level_k(w.level)
@@ -87,6 +147,8 @@ def imp_inputs(w):
                 f"{C.level_tag(k - 1)}/seed{w.seed}")
         inputs["start"] = f"{prev}/model.safetensors"
         inputs["mask"] = f"{prev}/mask.safetensors"
+    if getattr(METHODS[w.imp], "distill_from_dense", False):
+        inputs["teacher"] = f"{dense_run(w)}/model.safetensors"
     return inputs
 
 
@@ -111,3 +173,87 @@ def _check_slurm_account():
 
 
 _check_slurm_account()
+
+
+# --- analyses (analysis.smk) ----------------------------------------------------------------
+ANALYSIS_OUTPUTS = {
+    "curves": ["figures/metric_vs_sparsity.png", "figures/metric_vs_sparsity.pdf", "tables/curves.csv"],
+    "matching": ["tables/matching_sparsity.md", "tables/matching_sparsity.csv", "tables/missing_runs.csv"],
+    "layerwise": ["figures/layerwise_sparsity.png", "figures/layerwise_sparsity.pdf",
+                  "tables/layerwise_sparsity.csv"],
+    "iou": ["figures/mask_iou.png", "figures/mask_iou.pdf", "figures/mask_iou_layers.png",
+            "figures/mask_iou_layers.pdf", "tables/mask_iou.csv"],
+    "drift": ["figures/weight_drift.png", "figures/weight_drift.pdf", "tables/weight_drift.csv"],
+    "embeddings": ["figures/embeddings_ablation.png", "figures/embeddings_ablation.pdf",
+                   "tables/embeddings_ablation.md", "tables/embeddings_ablation.csv"],
+    "obert": ["figures/obert_roadmap.png", "figures/obert_roadmap.pdf", "tables/obert_roadmap.csv"],
+    "modulewise": ["tables/modulewise.md", "tables/modulewise.csv"],
+    "cost": ["figures/cost_vs_metric.png", "figures/cost_vs_metric.pdf", "tables/cost.csv",
+             "tables/cost_runs.csv"],
+}
+
+
+def analysis_targets(suite):
+    """Every figure and table of the analyses of `suite` (the inputs of `all_figures`)."""
+    return [f"results/{suite}/{rel}" for outs in ANALYSIS_OUTPUTS.values() for rel in outs]
+
+
+ANALYSIS_INPUT = {
+    "results": "results/{suite}/results.csv",
+    "primary": "results/{suite}/primary_metrics.json",
+    "config": "results/{suite}/config.json",
+}
+
+
+# per-run files an analysis reads besides results.csv (all runs of the table, see results.smk)
+ANALYSIS_RUN_FILES = {"layerwise": "layerwise.csv", "iou": "mask.safetensors", "drift": "drift.csv",
+                      "cost": "benchmark.tsv"}
+
+
+def analysis_run_files(name):
+    """The run files analysis `name` reads: masks of sparse runs, drift of runs that record it,
+    layerwise tables and benchmark records of every run."""
+    fname = ANALYSIS_RUN_FILES.get(name)
+    if fname is None:
+        return []
+    files = []
+    for r in RUNS:
+        info = METHODS[r.method]
+        if fname == "mask.safetensors" and r.method == "dense":
+            continue
+        if fname == "drift.csv" and not info.records_drift:
+            continue
+        files.append(f"results/{SUITE}/{r.run_dir}/{fname}")
+    return files
+
+
+def analysis_view(cfg):
+    """The part of the config the analyses read (results/<suite>/config.json): the grid and the
+    analysis options, not training settings or resources, so editing those reruns no aggregate."""
+    resolved = C.resolved_config(cfg)
+    # registry order, not the YAML's key order (reordering the config reruns nothing)
+    chosen = set(resolved.get("run_methods") or cfg["methods"])
+    resolved["run_methods"] = [m for m in METHODS if m in chosen]
+    top = ("suite", "seeds", "levels", "run_methods", "matching_tolerance", "analysis", "extra_runs")
+    dataset_keys = ("family", "models", "levels", "run_methods", "enabled", "difficulty", "scope", "folds")
+    datasets = {}
+    for name, entry in (resolved.get("datasets") or {}).items():
+        view = {k: entry[k] for k in dataset_keys if k in entry}
+        variant = (entry.get("settings") or {}).get("variant")
+        if variant is not None:
+            view["settings"] = {"variant": variant}
+        datasets[name] = view
+    models = {name: {k: e[k] for k in ("family", "arch") if k in e} for name, e in (resolved.get("models") or {}).items()}
+    return {**{k: resolved[k] for k in top if k in resolved}, "datasets": datasets, "models": models}
+
+
+def _analyze(sub):
+    """The shell command of one analysis subcommand; warnings go to the console and the log."""
+    return (f"python -m smcbench analyze {sub} --results {{input.results}} "
+            "--primary-metrics {input.primary} --config {input.config} --out results/{wildcards.suite} "
+            "2>&1 | tee {log}")
+
+
+def _rep(rel, caption, category, subcategory):
+    return report(f"results/{{suite}}/{rel}", caption=f"../report/{caption}.rst",
+                  category=category, subcategory=subcategory)

@@ -1,18 +1,18 @@
-# download → prepare → pretrained. Downloads are checksummed and cached under resources/cache.
+# download → prepare → pretrained. Downloads are pinned, verified and cached under resources/cache;
+# they are local rules (run where Snakemake runs: login nodes have the network, compute nodes
+# often do not).
 
 
 rule download_dataset:
     output:
         "results/{suite}/downloads/datasets/{dataset}/source.json",
     params:
-        source=lambda w: config["datasets"][w.dataset]["source"],
+        source=lambda w: download_spec(config["datasets"][w.dataset]),
     log:
         "results/{suite}/logs/download_dataset/{dataset}.log",
-    resources:
-        runtime=res("download", "runtime", 120),
-        mem_mb=res("download", "mem_mb", 4000),
+    localrule: True
     conda:
-        "../../envs/torch.yaml"
+        ENV_TORCH
     shell:
         "python -m smcbench download {wildcards.dataset} --source {params.source:q} --out {output} "
         "--repo-type dataset --cache resources/cache 2> {log}"
@@ -22,14 +22,12 @@ rule download_model:
     output:
         "results/{suite}/downloads/models/{model}/source.json",
     params:
-        source=lambda w: config["models"][w.model]["source"],
+        source=lambda w: download_spec(config["models"][w.model]),
     log:
         "results/{suite}/logs/download_model/{model}.log",
-    resources:
-        runtime=res("download", "runtime", 120),
-        mem_mb=res("download", "mem_mb", 4000),
+    localrule: True
     conda:
-        "../../envs/torch.yaml"
+        ENV_TORCH
     shell:
         "python -m smcbench download {wildcards.model} --source {params.source:q} --out {output} "
         "--repo-type model --cache resources/cache 2> {log}"
@@ -45,13 +43,16 @@ rule prepare:
     params:
         settings=lambda w: C.prepare_params(config, w.dataset),
         family=lambda w: config["datasets"][w.dataset]["family"],
+        code=lambda w: V.family_version(config["datasets"][w.dataset]["family"]),
     log:
         "results/{suite}/logs/prepare/{dataset}_{fold}.log",
+    threads: resource("prepare", "threads")
     resources:
-        runtime=res("prepare", "runtime", 60),
-        mem_mb=res("prepare", "mem_mb", 8000),
+        gpu=resource("prepare", "gpu"),
+        runtime=runtime("prepare"),
+        mem_mb=resource("prepare", "mem_mb"),
     conda:
-        "../../envs/torch.yaml"
+        ENV_TORCH
     shell:
         "python -m smcbench prepare {wildcards.dataset} --family {params.family} --source-json {input} "
         "--settings {params.settings:q} --fold {wildcards.fold} --out $(dirname {output.meta}) 2> {log}"
@@ -64,15 +65,16 @@ rule pretrained:
         "results/{suite}/pretrained/{model}/pretrained.json",
     params:
         entry=lambda w: C.pretrained_params(config, w.model),
+        code=lambda w: V.family_version(config["models"][w.model]["family"]),
     log:
         "results/{suite}/logs/pretrained/{model}.log",
-    threads: res("pretrained", "threads", 2)
+    threads: resource("pretrained", "threads")
     resources:
-        gpu=res("pretrained", "gpu", 0),
-        runtime=res("pretrained", "runtime", 60),
-        mem_mb=res("pretrained", "mem_mb", 8000),
+        gpu=resource("pretrained", "gpu"),
+        runtime=runtime("pretrained"),
+        mem_mb=resource("pretrained", "mem_mb"),
     conda:
-        "../../envs/torch.yaml"
+        model_env
     shell:
         "python -m smcbench pretrained {wildcards.model} --entry {params.entry:q} --source-json {input} "
         "--threads {threads} --out $(dirname {output}) 2> {log}"

@@ -11,12 +11,12 @@ rule results:
         primary=f"results/{SUITE}/primary_metrics.json",
     params:
         extras=extras_json(),
-        config=C.canonical_json(C.resolved_config(config)),
+        config=C.canonical_json(analysis_view(config)),
     log:
         f"results/{SUITE}/logs/results.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        ENV_ANALYSIS
     shell:
         "python -m smcbench results --metrics {input} --extras {params.extras:q} --config {params.config:q} "
         "--out {output.table} 2> {log}"

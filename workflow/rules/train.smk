@@ -1,12 +1,8 @@
 # dense → {before-training masks} → sparse training (method × level × seed), IMP round k from
 # round k-1. Evaluation (validation for selection, test for the report) runs inside each training
-# job on the selected checkpoint, so no second job reloads the model.
-
-TRAIN_CMD = (
-    "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
-    "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
-    "--threads {threads} --log {log}"
-)
+# job on the selected checkpoint, so no second job reloads the model. Each job's params carry its
+# own settings (canonical JSON) and the version of the code that defines it (`code`: the shared
+# loop, its family, its method; smcbench.versions), so a code edit reruns exactly its jobs.
 
 
 rule dense:
@@ -17,21 +13,25 @@ rule dense:
         metrics="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/metrics.json",
         model="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/model.safetensors",
         layerwise="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/layerwise.csv",
+        drift="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/drift.csv",
     params:
         p=lambda w: C.train_params(config, w.dataset, w.model, "dense", "-", "s0"),
+        code=lambda w: job_version(w.dataset, "dense"),
     log:
         "results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/log.txt",
     benchmark:
         "results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/benchmark.tsv"
-    threads: res("train", "threads", 1)
+    threads: resource("train", "threads")
     resources:
-        gpu=res("train", "gpu", 1),
-        runtime=res("train", "runtime", 240),
-        mem_mb=res("train", "mem_mb", 32000),
+        gpu=resource("train", "gpu"),
+        runtime=runtime("train"),
+        mem_mb=resource("train", "mem_mb"),
     conda:
-        "../../envs/torch.yaml"
+        model_env
     shell:
-        TRAIN_CMD + " --save-model"
+        "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
+        "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
+        "--threads {threads} --log {log} --save-model"
 
 
 rule mask:
@@ -42,15 +42,16 @@ rule mask:
         "results/{suite}/masks/{dataset}/{fold}/{model}/{init}/{scope}/{level}/seed{seed}/mask.safetensors",
     params:
         p=lambda w: C.mask_params(config, w.dataset, w.model, w.init, C.scope_from_path(w.scope), w.level),
+        code=lambda w: job_version(w.dataset, w.init),
     log:
         "results/{suite}/masks/{dataset}/{fold}/{model}/{init}/{scope}/{level}/seed{seed}/log.txt",
-    threads: res("mask", "threads", 1)
+    threads: resource("mask", "threads")
     resources:
-        gpu=res("mask", "gpu", 1),
-        runtime=res("mask", "runtime", 60),
-        mem_mb=res("mask", "mem_mb", 32000),
+        gpu=resource("mask", "gpu"),
+        runtime=runtime("mask"),
+        mem_mb=resource("mask", "mem_mb"),
     conda:
-        "../../envs/torch.yaml"
+        model_env
     shell:
         "python -m smcbench mask --params {params.p:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output}) "
@@ -66,21 +67,24 @@ rule train:
         mask="results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/mask.safetensors",
     params:
         p=lambda w: C.train_params(config, w.dataset, w.model, w.method, C.scope_from_path(w.scope), w.level),
+        code=lambda w: job_version(w.dataset, w.method),
         start=lambda w, input: f"--start-weights {input.start}" if "start" in input.keys() else "",
         mask=lambda w, input: f"--prev-mask {input.mask}" if "mask" in input.keys() else "",
     log:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/log.txt",
     benchmark:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/benchmark.tsv"
-    threads: res("train", "threads", 1)
+    threads: resource("train", "threads")
     resources:
-        gpu=res("train", "gpu", 1),
-        runtime=res("train", "runtime", 240),
-        mem_mb=res("train", "mem_mb", 32000),
+        gpu=resource("train", "gpu"),
+        runtime=runtime("train"),
+        mem_mb=resource("train", "mem_mb"),
     conda:
-        "../../envs/torch.yaml"
+        model_env
     shell:
-        TRAIN_CMD + " {params.start} {params.mask}"
+        "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
+        "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
+        "--threads {threads} --log {log} {params.start} {params.mask}"
 
 
 rule train_imp:
@@ -93,17 +97,21 @@ rule train_imp:
         model="results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/model.safetensors",
     params:
         p=lambda w: C.train_params(config, w.dataset, w.model, w.imp, C.scope_from_path(w.scope), w.level),
+        code=lambda w: job_version(w.dataset, w.imp),
         mask=lambda w, input: f"--prev-mask {input.mask}" if "mask" in input.keys() else "",
+        teacher=lambda w, input: f"--teacher-weights {input.teacher}" if "teacher" in input.keys() else "",
     log:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/log.txt",
     benchmark:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/benchmark.tsv"
-    threads: res("train", "threads", 1)
+    threads: resource("train", "threads")
     resources:
-        gpu=res("train", "gpu", 1),
-        runtime=res("train", "runtime", 240),
-        mem_mb=res("train", "mem_mb", 32000),
+        gpu=resource("train", "gpu"),
+        runtime=runtime("train"),
+        mem_mb=resource("train", "mem_mb"),
     conda:
-        "../../envs/torch.yaml"
+        model_env
     shell:
-        TRAIN_CMD + " --start-weights {input.start} {params.mask} --save-model"
+        "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
+        "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
+        "--threads {threads} --log {log} --start-weights {input.start} {params.mask} {params.teacher} --save-model"
