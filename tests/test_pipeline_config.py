@@ -216,7 +216,8 @@ def test_family_and_method_lists_are_defined_once():
     from smcbench import tasks
     from smcbench.sparsity.registry import METHODS
 
-    assert list(S.FAMILY_SETTINGS) == list(tasks.FAMILIES) == list(tasks.ARCHS)
+    assert list(S.families()) == list(tasks.FAMILIES) and set(tasks.ARCHS) == set(tasks.FAMILIES)
+    assert set(S.FAMILY_SETTINGS) <= set(tasks.FAMILIES)
     assert C.FAMILIES is tasks.FAMILIES
     schema = S.json_schema()
     assert schema["$defs"]["DatasetEntry"]["properties"]["family"]["enum"] == list(tasks.FAMILIES)
@@ -295,7 +296,7 @@ def test_the_loop_knows_every_declared_schedule():
 @pytest.mark.parametrize("family", list(S.FAMILY_SETTINGS))
 def test_every_setting_a_family_reads_is_declared(family):
     """Keys read from dataset/model/training settings in a family's modules exist in its classes."""
-    fam = S.FAMILY_SETTINGS[family]
+    fam = S.family_settings(family)
     declared = {}
     for cls in (fam.model, fam.training, fam.dataset):
         declared.update({f.name: f.default for f in fields(cls)})
@@ -364,3 +365,43 @@ def test_a_model_may_override_the_datasets_training_recipe():
         bad["models"]["m"]["training"] = override
         with pytest.raises(C.ConfigError, match=re.escape(message)):
             C.validate_config(bad)
+
+
+def test_a_new_family_declares_its_settings_in_its_own_module(monkeypatch):
+    """Adding a family: its module (with SETTINGS) plus its registration in smcbench.tasks; the
+    config checks, the schema and the reference follow."""
+    import types
+    from dataclasses import MISSING
+
+    from smcbench import tasks
+
+    @S.settings
+    class ToyData:
+        """Toy dataset settings."""
+
+        n_rows: int = S.opt("int", 10, "rows", ge=1)
+
+    @S.settings
+    class ToyModel:
+        """Toy model settings."""
+
+        width: int = S.opt("int", MISSING, "hidden width", ge=1)
+
+    module = types.ModuleType("toy_family")
+    module.SETTINGS = S.Family(training=S.TrainingSettings, dataset=ToyData, model=ToyModel)
+    monkeypatch.setitem(sys.modules, "toy_family", module)
+    monkeypatch.setitem(tasks.FAMILIES, "toy", "toy_family")
+    monkeypatch.setitem(tasks.ARCHS, "toy", ("toy_net",))
+    cfg = base_cfg()
+    cfg["models"]["t"] = {"family": "toy", "arch": "toy_net", "source": "synthetic", "settings": {"width": 4}}
+    cfg["datasets"]["td"] = {"family": "toy", "source": "synthetic", "models": ["t"], "settings": {"n_rows": 5}}
+    C.validate_config(cfg)
+    assert json.loads(C.train_params(cfg, "td", "t", "dense", "-", "s0"))["task"]["n_rows"] == 5
+    assert "ToyData" in S.json_schema()["$defs"] and "toy dataset settings" in S.reference_markdown()
+    cfg["datasets"]["td"]["settings"] = {"n_row": 5}
+    with pytest.raises(C.ConfigError, match="datasets.td.settings.n_row is not a setting; did you mean 'n_rows'"):
+        C.validate_config(cfg)
+    cfg["datasets"]["td"]["settings"] = {}
+    cfg["models"]["t"]["settings"] = {}
+    with pytest.raises(C.ConfigError, match="models.t.settings.width is required"):
+        C.validate_config(cfg)

@@ -341,7 +341,8 @@ def _run_error(method: str, settings_json: str, level: int, target: float) -> st
 
 def _check_folds(name: str, d: dict, settings: Any, where: str) -> None:
     folds = d.get("folds")
-    n = settings.folds(name, d["source"])
+    count = getattr(settings, "folds", None)  # a family without the hook has no CV folds
+    n = count(name, d["source"]) if count is not None else None
     if folds is None:
         if n:
             raise ConfigError(f"{where}.folds: dataset {name!r} is {n}-fold cross-validated; set folds to a "

@@ -604,8 +604,10 @@ class Family:
     model: type
 
 
-#: the settings of each family. The family names themselves come from :mod:`smcbench.tasks`;
-#: a test checks the two agree.
+#: the settings classes of the built-in families. The family list itself is
+#: :data:`smcbench.tasks.FAMILIES`; a family registered there and not listed here declares its
+#: own classes as ``SETTINGS = smcbench.settings.Family(...)`` in its module (importable without
+#: torch), so adding a family needs no edit here.
 FAMILY_SETTINGS: dict[str, Family] = {
     "commonsense": Family(CommonsenseTraining, CommonsenseDataset, CommonsenseModel),
     "arithmetic": Family(ArithmeticTraining, ArithmeticDataset, ArithmeticModel),
@@ -615,11 +617,28 @@ FAMILY_SETTINGS: dict[str, Family] = {
 
 
 def family_settings(family: str) -> Family:
-    try:
+    """The settings classes of a registered family; an unknown name lists the known ones."""
+    from .tasks import FAMILIES
+
+    if family not in FAMILIES:
+        raise SettingsError(f"unknown family {family!r}{did_you_mean(family, FAMILIES)} "
+                            f"(known: {', '.join(FAMILIES)})")
+    if family in FAMILY_SETTINGS:
         return FAMILY_SETTINGS[family]
-    except KeyError:
-        raise SettingsError(f"unknown family {family!r}{did_you_mean(family, FAMILY_SETTINGS)} "
-                            f"(known: {', '.join(FAMILY_SETTINGS)})") from None
+    import importlib
+
+    declared = getattr(importlib.import_module(FAMILIES[family]), "SETTINGS", None)
+    if not isinstance(declared, Family):
+        raise SettingsError(f"family {family!r} ({FAMILIES[family]}) declares no settings: add "
+                            "SETTINGS = smcbench.settings.Family(training=..., dataset=..., model=...) to it")
+    return declared
+
+
+def families() -> dict[str, Family]:
+    """Every registered family (in :data:`smcbench.tasks.FAMILIES` order) and its settings classes."""
+    from .tasks import FAMILIES
+
+    return {name: family_settings(name) for name in FAMILIES}
 
 
 def parse_training(family: str, data: dict | None, path: str = "training", check_whole: bool = True):
@@ -876,7 +895,7 @@ def json_schema() -> dict:
 
     defs: dict = {}
     classes = [ConfigSettings, DatasetEntry, ModelEntry, ExtraRun, AnalysisSettings, ResourceSettings]
-    for fam in FAMILY_SETTINGS.values():
+    for fam in families().values():
         classes += [fam.training, fam.dataset, fam.model]
     method_classes = {name: method_settings_class(name) for name in METHODS}
     classes += list(dict.fromkeys(method_classes.values()))
@@ -898,13 +917,13 @@ def json_schema() -> dict:
                            "items": {"$ref": "#/$defs/ExtraRun"}}
     props["resources"] = {"type": ["object", "null"], "description": props["resources"]["description"],
                           "additionalProperties": {"$ref": "#/$defs/ResourceSettings"}}
-    fam_names = list(FAMILY_SETTINGS)
+    fam_names = list(families())
     for entry in ("DatasetEntry", "ModelEntry"):
         p = defs[entry]["properties"]
         p["family"]["enum"] = fam_names
         kind = "dataset" if entry == "DatasetEntry" else "model"
         defs[entry]["allOf"] = []
-        for name, fam in FAMILY_SETTINGS.items():
+        for name, fam in families().items():
             then = {"settings": {"$ref": f"#/$defs/{getattr(fam, kind).__name__}"}}
             if kind == "model":
                 from .tasks import ARCHS
@@ -977,21 +996,21 @@ def reference_markdown() -> str:
 
     from .tasks import ARCHS
 
-    families = "; ".join(f"`{f}` (archs: {', '.join(f'`{a}`' for a in ARCHS.get(f, ()))})" for f in FAMILY_SETTINGS)
-    parts = ["Families: " + families + ".\n",
+    listed = "; ".join(f"`{f}` (archs: {', '.join(f'`{a}`' for a in ARCHS.get(f, ()))})" for f in families())
+    parts = ["Families: " + listed + ".\n",
              class_table(ConfigSettings, "Top level"), class_table(DatasetEntry, "Dataset entry (`datasets.<name>`)"),
              class_table(ModelEntry, "Model entry (`models.<name>`)"), class_table(ExtraRun, "Extra run (`extra_runs[i]`)"),
              class_table(AnalysisSettings, "Analysis (`analysis`)"),
              class_table(ResourceSettings, "Resources (`resources.<rule>`)"),
              class_table(TrainingSettings, "Training (`datasets.<name>.training`)")]
-    for name, fam in FAMILY_SETTINGS.items():
+    for name, fam in families().items():
         base = {g.name for g in fields(TrainingSettings)}
         sp = specs(fam.training)
         base_bs = next(d for n, d, _ in sp if n == "batch_size")
         lines = [f"{name}: `batch_size` default {base_bs}"]
         lines += [f"`{n}` ({_rule_text(m)}; default {_fmt(d)}): {m['doc']}" for n, d, m in sp if n not in base]
         parts.append("* " + "; ".join(lines) + "\n")
-    for name, fam in FAMILY_SETTINGS.items():
+    for name, fam in families().items():
         parts.append(class_table(fam.dataset, f"{name} dataset settings (`datasets.<name>.settings`)"))
         parts.append(class_table(fam.model, f"{name} model settings (`models.<name>.settings`)"))
     by_class: dict = {}
@@ -1032,7 +1051,7 @@ if __name__ == "__main__":
 
 
 __all__ = ["SettingsError", "opt", "parse", "to_dict", "check_keys", "did_you_mean", "check_name",
-           "TrainingSettings", "FAMILY_SETTINGS", "family_settings", "parse_training", "parse_dataset",
+           "TrainingSettings", "Family", "FAMILY_SETTINGS", "family_settings", "families", "parse_training", "parse_dataset",
            "parse_model", "parse_method", "method_settings_class", "json_schema", "reference_markdown",
            "ConfigSettings", "DatasetEntry", "ModelEntry", "ExtraRun"]
 
