@@ -405,3 +405,31 @@ def test_a_new_family_declares_its_settings_in_its_own_module(monkeypatch):
     cfg["models"]["t"]["settings"] = {}
     with pytest.raises(C.ConfigError, match="models.t.settings.width is required"):
         C.validate_config(cfg)
+
+
+def test_resources_keys_are_groups_or_group_slash_name():
+    cfg = base_cfg()
+    cfg["resources"] = {"train": {"gpu": 1}, "train/m": {"runtime": 60}, "mask/snip": {"gpu": 1}, "prepare/d": {}}
+    C.validate_config(cfg)
+    for key, message in (("trian", "resources.trian: unknown group 'trian'; did you mean 'train'?"),
+                         ("train/mm", "resources.train/mm: 'mm' is not a model, dataset or method of this config; "
+                                      "did you mean 'm'?")):
+        bad = base_cfg()
+        bad["resources"] = {key: {"gpu": 0}}
+        with pytest.raises(C.ConfigError, match=re.escape(message)):
+            C.validate_config(bad)
+    smk = (ROOT / "workflow/rules/common.smk").read_text()
+    block = smk[smk.index("RESOURCE_DEFAULTS = {"):]
+    block = block[:block.index("\n}")]
+    assert tuple(re.findall(r'^\s+"(\w+)": \{', block, re.M)) == S.RESOURCE_GROUPS
+
+
+def test_source_pins_are_typed():
+    cfg = base_cfg()
+    cfg["models"]["m"].update(revision="a" * 40, files=["*.json", "model.safetensors"])
+    cfg["datasets"]["d"].update(sha256="0" * 64)
+    C.validate_config(cfg)
+    bad = base_cfg()
+    bad["datasets"]["d"]["sha256"] = "xyz"
+    with pytest.raises(C.ConfigError, match=r"datasets\.d\.sha256='xyz' does not match .*64 lowercase hex digits"):
+        C.validate_config(bad)

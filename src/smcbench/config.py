@@ -164,8 +164,16 @@ def _validate(cfg: dict) -> None:
         _validate_extra(i, extra, norm_datasets, normalized, cfg)
     if cfg.get("analysis") is not None:
         S.parse(S.AnalysisSettings, cfg["analysis"], "analysis")
-    for rule, res in (cfg.get("resources") or {}).items():
-        S.parse(S.ResourceSettings, res, f"resources.{rule}")
+    names = {**{m: "method" for m in methods}, **{d: "dataset" for d in datasets}, **{m: "model" for m in models}}
+    for key, res in (cfg.get("resources") or {}).items():
+        group, _, name = str(key).partition("/")
+        if group not in S.RESOURCE_GROUPS:
+            raise ConfigError(f"resources.{key}: unknown group {group!r}{S.did_you_mean(group, S.RESOURCE_GROUPS)} "
+                              f"(groups: {', '.join(S.RESOURCE_GROUPS)}; keys are <group> or <group>/<name>)")
+        if name and name not in names:
+            raise ConfigError(f"resources.{key}: {name!r} is not a model, dataset or method of this config"
+                              f"{S.did_you_mean(name, names)}")
+        S.parse(S.ResourceSettings, res, f"resources.{key}")
 
     # fill in the defaults (in place: the Snakefile's `config` is this dict)
     top = S.to_dict(S.parse(S.ConfigSettings, cfg, ""))

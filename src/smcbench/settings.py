@@ -35,6 +35,7 @@ class SettingsError(ValueError):
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
 SCHEDULES = ("linear", "polynomial", "constant", "cosine", "step", "inverse_sqrt")
@@ -735,6 +736,10 @@ class DatasetEntry:
 
     family: str = opt("str", MISSING, "task family")
     source: str = opt("str", MISSING, "Hub id, URL, local path (./ or /) or 'synthetic'")
+    revision: str = opt("str", None, "Hub source: the branch, tag or 40-hex commit to download (a pin)")
+    sha256: str = opt("str", None, "URL source: the file's sha256 (64 hex), checked on every use", pattern=SHA256_PATTERN,
+                      pattern_doc="64 lowercase hex digits")
+    files: tuple = opt("strs", None, "Hub source: glob patterns of the snapshot's files to fetch", min_items=1, unique=True)
     models: tuple = opt("strs", MISSING, "models fine-tuned on it (names under models:)", min_items=1, unique=True)
     enabled: bool = opt("bool", True, "false: keep the entry but run nothing")
     run_methods: tuple = opt("strs", None, "methods run on this dataset (default: the global run_methods)", min_items=1, unique=True)
@@ -755,6 +760,10 @@ class ModelEntry:
     family: str = opt("str", MISSING, "task family")
     arch: str = opt("str", MISSING, "architecture the family builds")
     source: str = opt("str", MISSING, "Hub id, URL, local path (./ or /) or 'synthetic'")
+    revision: str = opt("str", None, "Hub source: the branch, tag or 40-hex commit to download (a pin)")
+    sha256: str = opt("str", None, "URL source: the file's sha256 (64 hex), checked on every use", pattern=SHA256_PATTERN,
+                      pattern_doc="64 lowercase hex digits")
+    files: tuple = opt("strs", None, "Hub source: glob patterns of the snapshot's files to fetch", min_items=1, unique=True)
     settings: dict = opt("mapping", None, "the family's model settings (see the family's table)")
     training: dict = opt("mapping", None, "training keys that override the dataset's recipe for this model "
                          "(see Training)")
@@ -789,9 +798,14 @@ class AnalysisSettings:
                                   hint="levels are distinct integers k in 1..20, s_k = 1 - 0.8**k")
 
 
+#: the rule groups ``resources:`` keys name (``<group>`` or ``<group>/<model|dataset|method>``)
+RESOURCE_GROUPS = ("download", "prepare", "pretrained", "train", "mask")
+
+
 @settings
 class ResourceSettings:
-    """Resources of one rule (``resources.<rule>``)."""
+    """Resources of the jobs of a rule group (``resources.<group>``), or of its jobs for one model,
+    dataset or method (``resources.<group>/<name>``; method wins over dataset over model over group)."""
 
     gpu: int = opt("int", None, "GPUs", ge=0)
     runtime: int = opt("int", None, "minutes", ge=1)
@@ -815,7 +829,7 @@ class ConfigSettings:
     models: dict = opt("mapping", MISSING, "models by name (see Model entry)")
     extra_runs: tuple = opt("list", None, "ablations beyond the main grid (see Extra run)")
     analysis: AnalysisSettings = opt(AnalysisSettings, None, "analysis options")
-    resources: dict = opt("mapping", None, "per-rule resources {<rule>: {gpu, runtime, mem_mb, threads}}")
+    resources: dict = opt("mapping", None, "job resources {<group> or <group>/<name>: {gpu, runtime, mem_mb, threads}}")
 
 
 def check_name(name: Any, path: str, what: str) -> None:
@@ -916,6 +930,7 @@ def json_schema() -> dict:
     props["extra_runs"] = {"type": ["array", "null"], "description": props["extra_runs"]["description"],
                            "items": {"$ref": "#/$defs/ExtraRun"}}
     props["resources"] = {"type": ["object", "null"], "description": props["resources"]["description"],
+                          "propertyNames": {"pattern": f"^({'|'.join(RESOURCE_GROUPS)})(/[A-Za-z0-9_+-]+)?$"},
                           "additionalProperties": {"$ref": "#/$defs/ResourceSettings"}}
     fam_names = list(families())
     for entry in ("DatasetEntry", "ModelEntry"):
@@ -1001,7 +1016,7 @@ def reference_markdown() -> str:
              class_table(ConfigSettings, "Top level"), class_table(DatasetEntry, "Dataset entry (`datasets.<name>`)"),
              class_table(ModelEntry, "Model entry (`models.<name>`)"), class_table(ExtraRun, "Extra run (`extra_runs[i]`)"),
              class_table(AnalysisSettings, "Analysis (`analysis`)"),
-             class_table(ResourceSettings, "Resources (`resources.<rule>`)"),
+             class_table(ResourceSettings, "Resources (`resources.<group>`, `resources.<group>/<name>`)"),
              class_table(TrainingSettings, "Training (`datasets.<name>.training`)")]
     for name, fam in families().items():
         base = {g.name for g in fields(TrainingSettings)}
