@@ -807,10 +807,10 @@ class ResourceSettings:
     """Resources of the jobs of a rule group (``resources.<group>``), or of its jobs for one model,
     dataset or method (``resources.<group>/<name>``; method wins over dataset over model over group)."""
 
-    gpu: int = opt("int", None, "GPUs", ge=0)
-    runtime: int = opt("int", None, "minutes", ge=1)
-    mem_mb: int = opt("int", None, "memory in MB", ge=1)
-    threads: int = opt("int", None, "CPU threads", ge=1)
+    gpu: int = opt("int", None, "GPUs (default: the group's in workflow/rules/common.smk)", ge=0)
+    runtime: int = opt("int", None, "minutes, times the attempt on a retry (default: the group's)", ge=1)
+    mem_mb: int = opt("int", None, "memory in MB (default: the group's)", ge=1)
+    threads: int = opt("int", None, "CPU threads (default: the group's)", ge=1)
 
 
 @settings
@@ -1017,7 +1017,7 @@ def reference_markdown() -> str:
              class_table(ModelEntry, "Model entry (`models.<name>`)"), class_table(ExtraRun, "Extra run (`extra_runs[i]`)"),
              class_table(AnalysisSettings, "Analysis (`analysis`)"),
              class_table(ResourceSettings, "Resources (`resources.<group>`, `resources.<group>/<name>`)"),
-             class_table(TrainingSettings, "Training (`datasets.<name>.training`)")]
+             class_table(TrainingSettings, "Training (`datasets.<name>.training`, `models.<name>.training`)")]
     for name, fam in families().items():
         base = {g.name for g in fields(TrainingSettings)}
         sp = specs(fam.training)
