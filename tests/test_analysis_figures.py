@@ -85,7 +85,7 @@ def test_iou_heatmap_names_chance_colour_bar_and_identical_masks():
     t = _iou_rows([("omp_after", "random_after", 0.35), ("omp_after", "random_before", 0.35),
                    ("random_after", "random_before", 1.0)])
     fig = plot_iou(t)
-    title = fig.axes[0].get_title().replace("\u00a0", " ")
+    title = " ".join(fig.axes[0].get_title().split())   # wrapped lines joined
     assert "chance (independent random masks): 0.34" in title
     assert "identical masks" in title and "random_after = random_before" in title
     assert any(ax.get_ylabel() == "IoU of kept weights" for ax in fig.axes)      # the colour bar

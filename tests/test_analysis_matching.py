@@ -230,3 +230,20 @@ def test_terminal_table_method_by_task(tmp_path):
     assert "1.00 fixed" in text and "90.1±0.1 n=2" in text
     assert "2 expected run(s) have no result" in text
     assert format_terminal_table(tmp_path / "nope.csv").startswith("matching sparsity: not available")
+
+
+def test_provenance_notes_name_dirty_trees_and_missing_n(tmp_path):
+    import pandas as pd
+
+    from smcbench.analysis.reports import run_matching
+
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1,))
+    df = pd.read_csv(suite / "results.csv")
+    df.loc[df["method"] == "omp_after", "git_revision"] = "abc-dirty"
+    df.loc[df["method"] == "dense", "n"] = None
+    df.to_csv(suite / "results.csv", index=False)
+    run_matching(Inputs.load(suite / "results.csv"), suite)
+    md = (suite / "tables" / "matching_sparsity.md").read_text()
+    assert "git revision(s): abc-dirty (2 runs), abc (2 runs)" in md
+    assert "2 run(s) ran from a tree with uncommitted changes" in md
+    assert "rows without n (number of examples scored): cs_easy" in md

@@ -315,7 +315,8 @@ def plot_iou(table: "pd.DataFrame", title: str | None = None):
         groups = identical_groups(identical_pairs(here), methods)
         if groups:
             lines.append("identical masks (IoU 1, e.g. the same seeded mask):")
-            lines += textwrap.wrap("; ".join("\u00a0=\u00a0".join(g) for g in groups), 75)  # no break inside a pair
+            lines += textwrap.wrap("; ".join(" = ".join(g) for g in groups), 75, break_long_words=False,
+                                   break_on_hyphens=False)
         ax.set_title("\n".join(lines), fontsize=8)
     if title:
         fig.suptitle(title)
@@ -323,7 +324,7 @@ def plot_iou(table: "pd.DataFrame", title: str | None = None):
     else:
         fig.tight_layout()
     if len(keys) > 3:  # room for the next row's title lines under the rotated method names
-        fig.subplots_adjust(hspace=0.75)
+        fig.subplots_adjust(hspace=0.6)
     return fig
 
 
