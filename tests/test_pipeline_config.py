@@ -295,11 +295,13 @@ def test_the_loop_knows_every_declared_schedule():
 
 @pytest.mark.parametrize("family", list(S.FAMILY_SETTINGS))
 def test_every_setting_a_family_reads_is_declared(family):
-    """Keys read from dataset/model/training settings in a family's modules exist in its classes."""
+    """Keys read from dataset/model/training settings in a family's modules exist in its classes,
+    with the same default."""
     fam = S.family_settings(family)
-    declared = {}
+    declared: dict = {}
     for cls in (fam.model, fam.training, fam.dataset):
-        declared.update({f.name: f.default for f in fields(cls)})
+        for f in fields(cls):
+            declared.setdefault(f.name, []).append(f.default)
     prefix = {"arithmetic": "arith"}.get(family, family)
     files = [p for p in (SRC / "tasks").rglob("*.py") if p.name.startswith(prefix) or family in p.parts]
     files += [p for p in (SRC / "tasks").glob("synthetic_*.py") if family in p.name]
@@ -310,6 +312,9 @@ def test_every_setting_a_family_reads_is_declared(family):
             if key in ("model", "training", "settings", "arch", "source"):
                 continue
             assert key in declared, f"{path.name} reads {key!r}, which {family}'s settings classes do not declare"
+            # a literal default in the code is the declared one (params carry the declared defaults)
+            assert any(_same_default(default, d) for d in declared[key]), \
+                f"{path.name} reads {key!r} with default {default!r}, declared {declared[key]}"
 
 
 # --- cost ------------------------------------------------------------------------------------------
