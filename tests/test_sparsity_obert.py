@@ -355,3 +355,59 @@ def test_state_dict_round_trip_keeps_mask_and_facts():
     other.load_state_dict(state)
     assert torch.equal(other.mask["w.a"], method.mask["w.a"])
     assert other.stats() == method.stats()
+
+
+# --- distillation (the loop's hook, with obert's settings) -----------------------------------------
+
+class _Task:
+    """A classification task as the loop sees it: ``loss`` and the optional ``logits``."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(3)
+        self.x, self.y = torch.randn(12, 5, generator=g), torch.randint(0, 4, (12,), generator=g)
+        self.teacher_calls = 0
+
+    def logits(self, model, batch):
+        if getattr(model, "is_teacher", False):
+            self.teacher_calls += 1
+        return model(self.x)
+
+    def loss(self, model, batch):
+        return torch.nn.functional.cross_entropy(model(self.x), self.y)
+
+
+def _student_teacher():
+    torch.manual_seed(0)
+    student, teacher = torch.nn.Linear(5, 4), torch.nn.Linear(5, 4)
+    teacher.is_teacher = True
+    return student, teacher
+
+
+def test_kd_loss_is_the_task_loss_at_alpha_zero():
+    from smcbench.train import Distiller
+
+    task = _Task()
+    student, teacher = _student_teacher()
+    cfg = parse_settings(ObertSettings, "obert", {"kd_alpha": 0.0, "kd_temperature": 3.0})
+    loss = Distiller(task, teacher, cfg.kd_alpha, cfg.kd_temperature).loss(student, None)
+    assert torch.equal(loss, task.loss(student, None))
+    assert task.teacher_calls == 0  # no teacher forward pass at alpha = 0
+
+
+def test_kd_loss_mixes_task_and_tempered_kl_with_obert_defaults():
+    from smcbench.train import Distiller
+
+    task = _Task()
+    student, teacher = _student_teacher()
+    cfg = parse_settings(ObertSettings, "obert", {})
+    a, T = cfg.kd_alpha, cfg.kd_temperature
+    loss = Distiller(task, teacher, a, T).loss(student, None)
+    with torch.no_grad():
+        p_t = torch.softmax(teacher(task.x) / T, -1)
+        log_p_s = torch.log_softmax(student(task.x) / T, -1)
+        kl = (p_t * (p_t.log() - log_p_s)).sum(-1).mean()
+        want = (1 - a) * task.loss(student, None) + a * T * T * kl
+    torch.testing.assert_close(loss.detach(), want, rtol=1e-5, atol=1e-6)
+    # a student equal to its teacher pays only the task part
+    same = Distiller(task, student, 1.0, T).loss(student, None)
+    assert abs(float(same.detach())) < 1e-6
