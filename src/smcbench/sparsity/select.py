@@ -151,6 +151,115 @@ def _check_nan(scores, names, hist: torch.Tensor, n_forced: int) -> None:
                 raise ValueError(f"scores of {n!r} contain NaN; cannot rank them")
 
 
+#: Below this many scores the two radix passes are used directly (no sample).
+SAMPLE_MIN = 1 << 20
+#: Sample size of the window guess (every stride-th score; two kthvalue calls on it).
+SAMPLE_SIZE = 1 << 20
+#: Half-width of the window around the sample's guess, in sample standard deviations of the rank.
+SAMPLE_SIGMAS = 6.0
+_INF_KEY = 0x7F800000  # the key of +inf (|x| keys above it are NaN)
+
+
+def _select_sampled(scores: Mapping[str, torch.Tensor], names: list[str], k: int, numel: int,
+                    eligible: Mapping[str, torch.Tensor] | None) -> Selection | None:
+    """Exact selection by ``|score|`` in one streaming pass, or None (then the radix passes run).
+
+    A seeded sample of the scores guesses a narrow key window [lo, hi] around the k-th smallest.
+    One pass over the scores writes the masks of everything outside the window (above: kept;
+    below: pruned), counts the keys below ``lo`` and records the position and key of the few
+    entries inside. If the k-th key provably lies inside (below < k <= below + inside), it is found
+    exactly among those, and only their mask entries are written afterwards, ties in flat-index
+    order as everywhere. A bad guess (or a window with too many ties) costs time, never exactness.
+    """
+    device = scores[names[0]].device
+    parts = []
+    stride = max(1, numel // SAMPLE_SIZE)
+    stride += stride > 1 and stride % 2 == 0  # odd: never a multiple of a (power-of-two) row length
+    for n in names:  # every stride-th score of each tensor (no random gathers)
+        t = scores[n].detach().reshape(-1)
+        keys = _bits(t[stride // 2::stride]) & 0x7FFFFFFF
+        if eligible is not None:
+            keys.masked_fill_(~eligible[n].reshape(-1).to(t.device)[stride // 2::stride], -1)
+        parts.append(keys.cpu())
+    sample = torch.cat(parts)
+    m = sample.numel()
+    p = k / numel
+    half = SAMPLE_SIGMAS * math.sqrt(max(p * (1 - p), 1.0 / m) / m) * m + 2
+    lo_i, hi_i = int(p * m - half), int(math.ceil(p * m + half))
+    lo = int(torch.kthvalue(sample, lo_i + 1).values) if lo_i >= 0 else 0
+    hi = int(torch.kthvalue(sample, hi_i + 1).values) if hi_i < m else _INF_KEY
+    if eligible is not None and lo < 0:
+        return None  # the window reaches into the already-pruned entries: radix
+    limit = max(1 << 16, numel >> 6)  # most entries inside the window (1/64 of the scores)
+    below = inside_n = 0
+    finite = True
+    inside: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    mask: dict[str, torch.Tensor] = {}
+    kbuf = lt = None
+    for n in names:
+        out = torch.empty(scores[n].numel(), dtype=torch.bool, device=scores[n].device)
+        mask[n] = out
+        for start, chunk, elig in _flat_chunks(n, scores[n], eligible):
+            c = chunk.numel()
+            if kbuf is None or kbuf.numel() < c or kbuf.device != chunk.device:
+                kbuf = torch.empty(c, dtype=torch.int32, device=chunk.device)
+                lt = torch.empty(c, dtype=torch.bool, device=chunk.device)
+            kb, ltb, keep = kbuf[:c], lt[:c], out[start:start + c]
+            torch.bitwise_and(_bits(chunk), 0x7FFFFFFF, out=kb)
+            if elig is not None:
+                kb.masked_fill_(~elig, -1)  # already pruned: below every real key
+            finite &= int(kb.max()) <= _INF_KEY  # |NaN| keys lie above +inf's: checked below
+            torch.gt(kb, hi, out=keep)  # above the window: kept
+            torch.ge(kb, lo, out=ltb)  # not below the window (below: pruned)
+            below += c - int(torch.count_nonzero(ltb))
+            pos = _true_positions(ltb.logical_xor_(keep))  # inside the window (keep implies >= lo)
+            inside_n += pos.numel()
+            if inside_n > limit:
+                return None
+            if pos.numel():
+                inside.append((n, pos + start, kb[pos]))
+    if not finite:
+        _raise_nan(scores, names)
+    if not below < k <= below + inside_n:
+        return None
+    window = torch.cat([kv for _, _, kv in inside]).to(torch.int64)
+    kth = int(torch.kthvalue(window.cpu(), k - below).values)
+    ties = int((window == kth).sum())
+    quota = k - below - int((window < kth).sum())
+    ties_pruned = quota
+    for n, pos, kv in inside:  # in tensor order, positions ascending: flat-index tie order
+        keep = kv > kth
+        eq = (kv == kth).nonzero().squeeze(1)
+        if quota and eq.numel():
+            take = min(quota, eq.numel())
+            keep[eq[take:]] = True
+            quota -= take
+        elif eq.numel():
+            keep[eq] = True
+        mask[n][pos] = keep
+    mask = {n: mask[n].view(scores[n].shape) for n in names}
+    return Selection(mask, k, numel, _key_to_float(kth), ties, ties_pruned)
+
+
+def _true_positions(b: torch.Tensor) -> torch.Tensor:
+    """``b.nonzero()`` for a sparse 1-D bool tensor (starting at an 8-byte aligned offset): scans
+    it as int64 words (8 entries each) and looks only inside the non-zero words."""
+    c = b.numel()
+    c8 = c - c % 8
+    words = b[:c8].view(torch.int64).nonzero().squeeze(1)
+    cand = (words.unsqueeze(1) * 8 + torch.arange(8, device=b.device)).reshape(-1)
+    pos = cand[b[cand]]
+    if c8 < c:
+        pos = torch.cat([pos, b[c8:].nonzero().squeeze(1) + c8])
+    return pos
+
+
+def _raise_nan(scores, names) -> None:
+    for n in names:
+        if bool(torch.isnan(scores[n]).any()):
+            raise ValueError(f"scores of {n!r} contain NaN; cannot rank them")
+
+
 def _kth_key(scores: Mapping[str, torch.Tensor], names: list[str], k: int, absolute: bool,
              eligible: Mapping[str, torch.Tensor] | None, n_forced: int = 0) -> tuple[int, int, int]:
     """Passes 1-2: the exact k-th smallest key (1-based), how many keys equal it, and how many of
@@ -259,6 +368,10 @@ def select_global(scores: Mapping[str, torch.Tensor], num_prune: int, *, absolut
                 for n in names}
         return Selection(mask, k, numel)
 
+    if absolute and numel >= SAMPLE_MIN:
+        sel = _select_sampled(scores, names, k, numel, eligible)
+        if sel is not None:
+            return sel
     kth, ties, quota = _kth_key(scores, names, k, absolute, eligible, n_forced)
     ties_pruned = quota
     # pass 3: write the masks
