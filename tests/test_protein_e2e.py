@@ -1,5 +1,6 @@
 """A tiny end-to-end dense fine-tune on the synthetic protein demo: MLM pre-training of a tiny
-ESM, then the pipeline's own training loop; the model must beat the majority class clearly."""
+ESM, then the pipeline's own training loop; the model must beat the strongest simple heuristic
+(where one marker residue sits) clearly: the label is an order relation between residues."""
 
 from __future__ import annotations
 
@@ -73,6 +74,12 @@ def test_dense_finetune_beats_majority(demo):
     finally:
         torch.set_num_threads(threads)
     test = next(r for r in metrics["rows"] if r["split"] == "test" and r["metric"] == "accuracy")
-    assert test["baseline"] == pytest.approx(53.333, abs=0.01)  # majority class of train, on test
-    assert test["value"] >= test["baseline"] + 15.0, test
+    # the baseline is the strongest single-residue position rule, not chance (74 % here)
+    from smcbench.tasks.base import read_jsonl
+    from smcbench.tasks.protein.synthetic import position_heuristic
+
+    rows = {s: read_jsonl(root / "data" / f"{s}.jsonl") for s in ("train", "test")}
+    assert test["baseline"] == pytest.approx(position_heuristic(rows["train"], rows["test"]))
+    assert test["baseline"] > 60.0
+    assert test["value"] >= test["baseline"] + 10.0, test
     assert metrics["selection"]["rule"].startswith("best validation")

@@ -28,7 +28,7 @@ from ...download import sha256_file
 from ..base import write_jsonl
 from .formats import (DEFAULT_MAX_RESIDUES, ProteinDataError, csv_rows, parse_fasta, parse_header_attributes,
                       parse_pdb_backbone, safe_load_pickle, truncate, decoded_lines, clean_sequence)
-from .synthetic import synthetic_rows
+from .synthetic import MARKERS, synthetic_rows
 
 # --- splitting ------------------------------------------------------------------------------
 def carve_validation(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -347,8 +347,9 @@ def _synthetic(settings: dict, meta: dict) -> tuple[list[dict], list[dict]]:
     rows = synthetic_rows(n_train + n_test, c, int(settings.get("world_seed", 0)),
                                 int(settings.get("min_length", 20)), int(settings.get("max_length", 32)),
                                 float(settings.get("label_noise", 0.0)))
-    meta.update(num_classes=c, class_names=[f"bin{i}" for i in range(c)],
-                rule="class = bin of a latent t driving charged/hydrophobic enrichment (protein_data.synthetic_rows)")
+    meta.update(num_classes=c, class_names=[f"{m} first" for m in MARKERS[:c]],
+                rule="class = which of the markers " + ", ".join(MARKERS[:c]) + " occurs first; every protein "
+                     "holds each marker once (same composition in every class); protein.synthetic")
     return rows[:n_train], rows[n_train:]
 
 
