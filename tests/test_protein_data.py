@@ -380,3 +380,21 @@ def test_hotprotein_archive_with_escaping_member_is_refused(tmp_path):
     with pytest.raises(pdata.ProteinDataError, match=r"evil\.zip: archive member '\.\./\.\./escaped\.txt'"):
         protein.prepare("hotprotein_s2c2", str(z), tmp_path / "o", {})
     assert not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_synthetic_label_is_an_order_relation_not_composition():
+    from collections import Counter
+
+    from smcbench.tasks.protein.synthetic import MARKERS, position_heuristic, synthetic_rows
+
+    for c in (2, 5):
+        rows = synthetic_rows(600, c, seed=4, min_len=12, max_len=24)
+        for r in rows:
+            seq = r["sequence"][1:]
+            counts = Counter(seq)
+            assert all(counts[m] == 1 for m in MARKERS[:c]) and not set(MARKERS[c:]) & set(seq)
+            assert min(MARKERS[:c], key=seq.index) == MARKERS[r["label"]]  # the first marker is the class
+        assert set(Counter(r["label"] for r in rows)) == set(range(c))
+        # a single residue's position says something, but far from everything
+        h = position_heuristic(rows[:400], rows[400:])
+        assert 100 / c + 5 < h < 100 / c + 35
