@@ -244,6 +244,6 @@ def test_provenance_notes_name_dirty_trees_and_missing_n(tmp_path):
     df.to_csv(suite / "results.csv", index=False)
     run_matching(Inputs.load(suite / "results.csv"), suite)
     md = (suite / "tables" / "matching_sparsity.md").read_text()
-    assert "git revision(s): abc-dirty (2 runs), abc (2 runs)" in md
+    assert "git revision(s): abc (2 runs), abc-dirty (2 runs)" in md
     assert "2 run(s) ran from a tree with uncommitted changes" in md
     assert "rows without n (number of examples scored): cs_easy" in md

@@ -251,7 +251,7 @@ def provenance_notes(df: "pd.DataFrame") -> list[str]:
     runs = df.drop_duplicates(subset=RUN_KEYS)
     revs = runs["git_revision"].fillna("(none)").value_counts()
     if len(revs):
-        listed = ", ".join(f"{r} ({c} runs)" for r, c in revs.items())
+        listed = ", ".join(f"{r} ({c} runs)" for r, c in sorted(revs.items(), key=lambda x: (-x[1], str(x[0]))))
         notes.append(f"git revision(s): {listed}")
         dirty = int(sum(c for r, c in revs.items() if str(r).endswith("-dirty")))
         if dirty:
