@@ -139,3 +139,22 @@ def test_mask_costs_in_job_or_from_the_mask_job(tmp_path):
     (shared / "mask.json").write_text("{}")
     runs, _ = cost_runs(load_results(tmp_path / "results.csv"), tmp_path)
     assert runs.set_index("method").loc["snip", "mask_source"] == "not recorded"
+
+
+def test_drift_from_pretrained_column_or_name_rule(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1,), seeds=(0,))
+    df = load_results(suite / "results.csv")
+    table, _ = drift_table(df, tmp_path)
+    by = table.set_index("name")
+    assert not by.loc["classifier.weight", "from_pretrained"]            # name rule: a fresh head
+    assert by.loc["roberta.encoder.layer.0.attention.self.query.weight", "from_pretrained"]
+    assert set(table["pretrained_source"]) == {"name rule"}
+    # drift.csv's own column wins over the name rule
+    run = tmp_path / df[df["method"] == "dense"]["run_dir"].iloc[0]
+    d = pd.read_csv(run / "drift.csv")
+    d["from_pretrained"] = [True, False, True, True]
+    d.to_csv(run / "drift.csv", index=False)
+    by = drift_table(df, tmp_path)[0].set_index("name")
+    assert by.loc["classifier.weight", "from_pretrained"]
+    assert not by.loc["roberta.encoder.layer.0.attention.self.query.weight", "from_pretrained"]
+    assert set(by["pretrained_source"]) == {"drift.csv"}
