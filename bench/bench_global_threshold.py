@@ -15,6 +15,12 @@ of ``--repeats`` runs in the same process (the first run also pays first-touch p
     python bench/bench_global_threshold.py                     # 355M weights (RoBERTa-large)
     python bench/bench_global_threshold.py --scale 0.1         # 10% of every tensor's rows
     python bench/bench_global_threshold.py --prune-scale 0.25  # prune baseline at a smaller scale
+    python bench/bench_global_threshold.py --interleave --scale 0.177 --threads 1   # 63M, one process
+
+``--interleave`` runs ``torch.cat`` + ``torch.kthvalue``, ``select_global`` and ``select_global``
+restricted to its radix passes alternately in one process (same memory state, same load), checks
+they agree bit for bit, and reports each one's median time and the ratios: on a busy machine
+this is the fairer speed comparison (separate processes run minutes apart under different load).
 """
 
 from __future__ import annotations
@@ -142,6 +148,49 @@ def worker(args) -> None:
                       "extra_bytes": extra, "extra_x": extra / weight_bytes, **res}))
 
 
+def interleave(args) -> None:
+    from smcbench.sparsity import select
+
+    torch.set_num_threads(args.threads)
+    weights = build(args.scale, torch.float32)
+    n = sum(w.numel() for w in weights.values())
+    k = int(args.sparsity * n + 0.5)
+    sample_min = select.SAMPLE_MIN
+
+    def kth():
+        flat = torch.cat([w.reshape(-1).abs() for w in weights.values()])
+        return float(torch.kthvalue(flat, k).values)
+
+    def radix():
+        select.SAMPLE_MIN = 1 << 62
+        try:
+            return select.select_global(weights, k, absolute=True)
+        finally:
+            select.SAMPLE_MIN = sample_min
+
+    times = {"kthvalue": [], "select_global": [], "radix passes": []}
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        ref = kth()
+        times["kthvalue"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        a = select.select_global(weights, k, absolute=True)
+        times["select_global"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b = radix()
+        times["radix passes"].append(time.perf_counter() - t0)
+        assert a.threshold == b.threshold == ref and all(torch.equal(a.mask[x], b.mask[x]) for x in a.mask)
+        assert sum(int(m.numel() - m.count_nonzero()) for m in a.mask.values()) == k
+    med = {m: statistics.median(v) for m, v in times.items()}
+    print(f"{n / 1e6:.1f}M fp32 weights, sparsity {args.sparsity}, {args.threads} thread(s), "
+          f"median of {args.repeats} interleaved runs (exact: thresholds and masks identical, count == K)")
+    print("| method | time (median) | all runs | vs kthvalue |")
+    print("|---|---|---|---|")
+    for m, v in med.items():
+        runs = ", ".join(f"{t:.2f}" for t in times[m])
+        print(f"| {m} | {v:.2f} s | {runs} | {med['kthvalue'] / v:.1f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of each tensor's rows (1 = 355M)")
@@ -155,12 +204,16 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", default=True, help="also run the bf16 ties case")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
     ap.add_argument("--chunk", type=int, default=0, help="override select.CHUNK (elements per streamed chunk)")
+    ap.add_argument("--interleave", action="store_true",
+                    help="kthvalue vs select_global vs its radix passes, alternately in one process")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.interleave:
+        return interleave(args)
 
     def spawn(method, dtype, scale):
         cmd = [sys.executable, __file__, "--worker", "--method", method, "--dtype", dtype, "--scale", str(scale),
