@@ -19,6 +19,11 @@ How (:func:`select_global`):
    ``T`` exactly as many as needed are pruned, **in flat-index order, tensors in the given order**
    (model order: input to output). The result is deterministic on every device.
 
+For ``absolute`` selections of at least :data:`SAMPLE_MIN` scores, :func:`select_global` first
+tries one streaming pass (``_select_sampled``): a strided sample guesses a narrow key window
+around the ``K``-th; the pass writes the masks outside the window and keeps the few keys inside,
+where the ``K``-th is found exactly (same tie-break). A missed guess falls back to passes 1-3.
+
 Number to prune: ``K = floor(s * N + 0.5)`` (:func:`num_to_prune`), i.e. ``s * N`` rounded half
 up, so the realized sparsity ``K / N`` is within ``0.5 / N`` of the target ``s``.
 
