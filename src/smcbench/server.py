@@ -22,12 +22,25 @@ import struct
 import sys
 
 MAX_MSG = 1 << 20
-DEFAULT_PRELOAD = [
-    "torch", "transformers", "safetensors.torch", "tqdm",
-    "smcbench.cli", "smcbench.train", "smcbench.sparsity.methods", "smcbench.sparsity.scopes",
-    "smcbench.tasks.commonsense", "smcbench.tasks.arithmetic", "smcbench.tasks.protein",
-    "smcbench.tasks.translation", "pandas", "matplotlib.pyplot", "seaborn", "smcbench.analysis.cli",
-]
+BASE_PRELOAD = ["torch", "transformers", "safetensors.torch", "tqdm", "smcbench.cli", "smcbench.train",
+                "smcbench.sparsity.scopes", "pandas", "matplotlib.pyplot", "seaborn", "smcbench.analysis.cli"]
+
+
+def default_preload() -> list[str]:
+    """What a job imports, from the registries: every method's module and every family's heavy
+    module (``<package>.task`` of a family package, whose ``__init__`` is kept light)."""
+    from importlib.util import find_spec
+
+    from .sparsity.registry import METHODS
+    from .tasks import FAMILIES
+
+    methods = sorted({info.cls.split(":")[0] for info in METHODS.values()})
+    families = []
+    for module in FAMILIES.values():
+        spec = find_spec(module)
+        is_package = spec is not None and spec.submodule_search_locations is not None
+        families.append(f"{module}.task" if is_package and find_spec(f"{module}.task") else module)
+    return BASE_PRELOAD + methods + families
 
 
 def _preload(modules: list[str]) -> list[str]:
@@ -106,7 +119,7 @@ def serve(socket_path: str, preload: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT. Removes the socket file on exit."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files; never a display
-    failed = _preload(DEFAULT_PRELOAD if preload is None else preload)
+    failed = _preload(default_preload() if preload is None else preload)
     for f in failed:
         print(f"smcbench serve: could not preload {f}", file=sys.stderr)
     if os.path.exists(socket_path):

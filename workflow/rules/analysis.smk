@@ -44,8 +44,10 @@ rule analysis_layerwise:
         **ANALYSIS_INPUT,
         runs=analysis_run_files("layerwise"),
     output:
-        png=_rep("figures/layerwise_sparsity.png", "layerwise_sparsity", "2. Layerwise sparsity", "figure"),
-        pdf=_rep("figures/layerwise_sparsity.pdf", "layerwise_sparsity", "2. Layerwise sparsity", "figure (PDF)"),
+        **{f"png_{f}": _rep(f"figures/layerwise_sparsity_{f}.png", "layerwise_sparsity", "2. Layerwise sparsity",
+                            f"{f}") for f in ANALYSIS_FAMILIES},
+        **{f"pdf_{f}": _rep(f"figures/layerwise_sparsity_{f}.pdf", "layerwise_sparsity", "2. Layerwise sparsity",
+                            f"{f} (PDF)") for f in ANALYSIS_FAMILIES},
         csv=_rep("tables/layerwise_sparsity.csv", "layerwise_sparsity", "2. Layerwise sparsity", "table"),
     log:
         "results/{suite}/logs/analysis_layerwise.log",
@@ -61,10 +63,14 @@ rule analysis_iou:
         **ANALYSIS_INPUT,
         runs=analysis_run_files("iou"),
     output:
-        png=_rep("figures/mask_iou.png", "mask_iou", "3. Lazy regime", "mask IoU"),
-        pdf=_rep("figures/mask_iou.pdf", "mask_iou", "3. Lazy regime", "mask IoU (PDF)"),
-        png_layers=_rep("figures/mask_iou_layers.png", "mask_iou_layers", "3. Lazy regime", "mask IoU per layer"),
-        pdf_layers=_rep("figures/mask_iou_layers.pdf", "mask_iou_layers", "3. Lazy regime", "mask IoU per layer (PDF)"),
+        **{f"png_{f}": _rep(f"figures/mask_iou_{f}.png", "mask_iou", "3. Lazy regime", f"mask IoU, {f}")
+           for f in ANALYSIS_FAMILIES},
+        **{f"pdf_{f}": _rep(f"figures/mask_iou_{f}.pdf", "mask_iou", "3. Lazy regime", f"mask IoU, {f} (PDF)")
+           for f in ANALYSIS_FAMILIES},
+        **{f"png_layers_{f}": _rep(f"figures/mask_iou_layers_{f}.png", "mask_iou_layers", "3. Lazy regime",
+                                   f"mask IoU per layer, {f}") for f in ANALYSIS_FAMILIES},
+        **{f"pdf_layers_{f}": _rep(f"figures/mask_iou_layers_{f}.pdf", "mask_iou_layers", "3. Lazy regime",
+                                   f"mask IoU per layer, {f} (PDF)") for f in ANALYSIS_FAMILIES},
         csv=_rep("tables/mask_iou.csv", "mask_iou", "3. Lazy regime", "mask IoU table"),
     log:
         "results/{suite}/logs/analysis_iou.log",

@@ -176,21 +176,10 @@ _check_slurm_account()
 
 
 # --- analyses (analysis.smk) ----------------------------------------------------------------
-ANALYSIS_OUTPUTS = {
-    "curves": ["figures/metric_vs_sparsity.png", "figures/metric_vs_sparsity.pdf", "tables/curves.csv"],
-    "matching": ["tables/matching_sparsity.md", "tables/matching_sparsity.csv", "tables/missing_runs.csv"],
-    "layerwise": ["figures/layerwise_sparsity.png", "figures/layerwise_sparsity.pdf",
-                  "tables/layerwise_sparsity.csv"],
-    "iou": ["figures/mask_iou.png", "figures/mask_iou.pdf", "figures/mask_iou_layers.png",
-            "figures/mask_iou_layers.pdf", "tables/mask_iou.csv"],
-    "drift": ["figures/weight_drift.png", "figures/weight_drift.pdf", "tables/weight_drift.csv"],
-    "embeddings": ["figures/embeddings_ablation.png", "figures/embeddings_ablation.pdf",
-                   "tables/embeddings_ablation.md", "tables/embeddings_ablation.csv"],
-    "obert": ["figures/obert_roadmap.png", "figures/obert_roadmap.pdf", "tables/obert_roadmap.csv"],
-    "modulewise": ["tables/modulewise.md", "tables/modulewise.csv"],
-    "cost": ["figures/cost_vs_metric.png", "figures/cost_vs_metric.pdf", "tables/cost.csv",
-             "tables/cost_runs.csv"],
-}
+# The analyses' fixed output names (per-family figures for layerwise sparsity and mask IoU) come
+# from the analysis package itself (a light import, no pandas), so they cannot diverge.
+from smcbench.analysis.reports import OUTPUTS as ANALYSIS_OUTPUTS
+from smcbench.analysis.reports import FAMILIES as ANALYSIS_FAMILIES
 
 
 def analysis_targets(suite):
@@ -206,24 +195,21 @@ ANALYSIS_INPUT = {
 
 
 # per-run files an analysis reads besides results.csv (all runs of the table, see results.smk)
-ANALYSIS_RUN_FILES = {"layerwise": "layerwise.csv", "iou": "mask.safetensors", "drift": "drift.csv",
-                      "cost": "benchmark.tsv"}
+ANALYSIS_RUN_FILES = {"layerwise": ["layerwise.csv"], "iou": ["mask.safetensors"], "drift": ["drift.csv"],
+                      "cost": ["metrics.json", "benchmark.tsv"]}
 
 
 def analysis_run_files(name):
     """The run files analysis `name` reads: masks of sparse runs, drift of runs that record it,
-    layerwise tables and benchmark records of every run."""
-    fname = ANALYSIS_RUN_FILES.get(name)
-    if fname is None:
-        return []
+    layerwise tables, metrics and benchmark records of every run."""
     files = []
-    for r in RUNS:
-        info = METHODS[r.method]
-        if fname == "mask.safetensors" and r.method == "dense":
-            continue
-        if fname == "drift.csv" and not info.records_drift:
-            continue
-        files.append(f"results/{SUITE}/{r.run_dir}/{fname}")
+    for fname in ANALYSIS_RUN_FILES.get(name, []):
+        for r in RUNS:
+            if fname == "mask.safetensors" and r.method == "dense":
+                continue
+            if fname == "drift.csv" and not METHODS[r.method].records_drift:
+                continue
+            files.append(f"results/{SUITE}/{r.run_dir}/{fname}")
     return files
 
 
