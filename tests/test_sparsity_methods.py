@@ -74,6 +74,8 @@ def test_every_method_realizes_the_target_exactly(name, arch):
     s = 0.0 if name == "dense" else (0.2 if METHODS[name].iterative else 0.36)
     ctx = _ctx_for(name, model, loss_batches, s, scope)
     settings = {"delta_t": 4} if name == "gmp" or "rigl" in name else {}
+    if name == "obert":
+        settings = {"num_grads": 4}
     method = build_method(name, settings)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n not in ctx.scope}
     mask = train(method, ctx, loss_fn)

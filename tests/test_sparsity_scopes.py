@@ -46,6 +46,7 @@ def test_roberta_scopes(roberta):
     assert resolve_scope(roberta, "paper") == emb + layers + heads
     assert resolve_scope(roberta, "no_embeddings") == layers + heads
     assert resolve_scope(roberta, "no_heads") == emb + layers
+    assert resolve_scope(roberta, "no_embeddings_heads") == layers
     assert resolve_scope(roberta, "modules:Q+K") == [n for n in layers if ".query." in n or ".key." in n]
     assert resolve_scope(roberta, "modules:K+V") == [n for n in layers if ".key." in n or ".value." in n]
     assert resolve_scope(roberta, "modules:FFN") == [n for n in layers if "intermediate" in n or

@@ -83,6 +83,8 @@ METHODS: dict[str, MethodInfo] = {
     "snip+rigl": MethodInfo(_M + "RigL", "during", init_mask_from="snip", settings=RigLSettings),
     "random_before+rigl": MethodInfo(_M + "RigL", "during", init_mask_from="random_before", settings=RigLSettings),
     "omp_before+rigl": MethodInfo(_M + "RigL", "during", init_mask_from="omp_before", settings=RigLSettings),
+    "obert": MethodInfo("smcbench.sparsity.obert:OBert", "after", "previous_round", iterative=True,
+                        settings="smcbench.sparsity.obert_settings:ObertSettings", distill_from_dense=True),
 }
 
 
@@ -96,7 +98,7 @@ def known_methods() -> list[str]:
 #: The named scopes. ``modules:<kinds>`` scopes (any ``+``-combination of :data:`MODULE_KINDS`,
 #: e.g. ``modules:Q+V``) are valid too; the ones of the paper's 5% table are listed here.
 SCOPES: tuple[str, ...] = (
-    "paper", "no_embeddings", "no_heads", "attn_ffn",
+    "paper", "no_embeddings", "no_heads", "no_embeddings_heads", "attn_ffn",
     "modules:Q+K+V+O+FFN", "modules:Q+K", "modules:Q+V", "modules:K+V", "modules:Q+K+V",
 )
 #: Module kinds a ``modules:`` scope may combine (attention projections and the FFN Linears).

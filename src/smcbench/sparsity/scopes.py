@@ -15,6 +15,7 @@ used everywhere (masks, reports).
   is an ``nn.Embedding``).
 * ``no_heads``: ``paper`` minus heads (an alias matches :data:`DEFAULT_HEAD_PATTERNS`). A tied
   embedding/output matrix is a head too, so mBART's shared matrix stays dense under ``no_heads``.
+* ``no_embeddings_heads``: ``paper`` minus embeddings and heads (oBERT's default: both stay dense).
 * ``attn_ffn``: only attention Q/K/V/O and FFN Linear weights inside encoder/decoder layers
   (the name has an integer layer index): ``attention.self.{query,key,value}``,
   ``attention.output.dense``, ``intermediate.dense``, ``output.dense`` (HF BERT/RoBERTa/ESM);
@@ -169,9 +170,10 @@ def resolve_scope(model: torch.nn.Module, scope: str,
         names = [n for n, _, _ in cands]
     elif scope == "no_embeddings":
         names = [n for n, al, _ in cands if not _is_embedding(modules, al)]
-    elif scope == "no_heads":
+    elif scope in ("no_heads", "no_embeddings_heads"):
         pats = [re.compile(p) for p in (DEFAULT_HEAD_PATTERNS if head_patterns is None else head_patterns)]
-        names = [n for n, al, _ in cands if not _is_head(al, pats)]
+        names = [n for n, al, _ in cands if not _is_head(al, pats)
+                 and not (scope == "no_embeddings_heads" and _is_embedding(modules, al))]
     else:
         kinds = set(MODULE_KINDS) if scope == "attn_ffn" else set(parse_module_scope(scope))
         names = []
