@@ -66,33 +66,30 @@ def make_pretrained(model_name: str, entry: dict, source: str | Path, out_dir: s
                            bos_token_id=0, eos_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = RobertaForMaskedLM(config)
     steps = int(s.get("pretrain_steps", 0))
-    losses = []
+    summary: dict = {}
     if steps:
+        from ..pretrain import PretrainSettings, mlm_mask, pretrain
+
         texts = [r["question"] for v in ("mawps", "asdiv") for r in generate(300, v, seed + 1000, "pt")]
         enc = tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        opt = torch.optim.AdamW(model.parameters(), lr=float(s.get("pretrain_lr", 2e-3)))
-        g = torch.Generator().manual_seed(seed)
+        ids, att = enc["input_ids"], enc["attention_mask"]
         bs = int(s.get("pretrain_batch_size", 32))
-        model.train()
-        for step in range(steps):
+
+        def step_loss(step: int, g: torch.Generator) -> torch.Tensor:
             idx = torch.randint(0, len(texts), (bs,), generator=g)
-            ids = enc["input_ids"][idx]
-            att = enc["attention_mask"][idx]
-            special = (ids == 0) | (ids == 1) | (ids == 2)
-            pick = (torch.rand(ids.shape, generator=g) < 0.15) & ~special
-            labels = torch.where(pick, ids, torch.full_like(ids, -100))
-            inputs = torch.where(pick, torch.full_like(ids, tokenizer.mask_token_id), ids)
-            loss = model(input_ids=inputs, attention_mask=att, labels=labels).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            # specials are ids 0-4 (<s> <pad> </s> <unk> <mask>), as mlm_mask assumes
+            inputs, labels = mlm_mask(ids[idx], att[idx], len(tokenizer), g, 0.15, mask_id=tokenizer.mask_token_id)
+            return model(input_ids=inputs, attention_mask=att[idx], labels=labels).loss
+
+        model.train()
+        summary = pretrain(model.parameters(), step_loss,
+                           PretrainSettings(steps=steps, lr=float(s.get("pretrain_lr", 2e-3)), seed=seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return {"path": str(out_dir), "arch": arch, "embedder": "roberta (tiny, word-level tokenizer)",
             "kind": "synthetic", "pretrain_steps": steps,
-            "mlm_loss_first": losses[0] if losses else None, "mlm_loss_last": losses[-1] if losses else None,
+            "mlm_loss_first": summary.get("loss_first"), "mlm_loss_last": summary.get("loss_last"),
             "num_parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.time() - t0, 2)}
 
 

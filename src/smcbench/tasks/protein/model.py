@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -193,11 +192,12 @@ def encode_batch(seqs: list[str], vocab: dict[str, int], cls_id: int, eos_id: in
 
 def pretrain_tiny_esm(sequences: list[str], settings: dict[str, Any], out_dir: Path, seed: int,
                       log=print) -> dict[str, Any]:
-    """Masked-LM pre-training of a tiny ``EsmForMaskedLM`` on ``sequences``; saves the model
-    (safetensors) and an ``EsmTokenizer`` (vocab written here) into ``out_dir``."""
+    """Masked-LM pre-training of a tiny ``EsmForMaskedLM`` on ``sequences`` through the shared demo
+    loop (:func:`smcbench.tasks.pretrain.pretrain`; ESM's own masking, since its residue ids are not
+    the lowest); saves the model (safetensors) and an ``EsmTokenizer`` into ``out_dir``.
+    ``mlm_loss_first`` is the first step's loss, ``mlm_loss_last`` the mean of the last 10 %."""
     from transformers import EsmForMaskedLM, EsmTokenizer
 
-    t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     max_res = max(len(s) for s in sequences)
@@ -210,31 +210,27 @@ def pretrain_tiny_esm(sequences: list[str], settings: dict[str, Any], out_dir: P
     residue_lo, residue_hi = vocab["L"], vocab["O"] + 1
     steps = int(settings.get("pretrain_steps", 200))
     bs = int(settings.get("pretrain_batch_size", 32))
-    opt = torch.optim.AdamW(model.parameters(), lr=float(settings.get("pretrain_lr", 2e-3)), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for step in range(steps):
+    from ..pretrain import PretrainSettings, pretrain
+
+    def step_loss(step: int, gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(len(sequences), (bs,), generator=gen).tolist()
         ids, att = encode_batch([sequences[i] for i in idx], vocab, cls_id, eos_id, pad_id, unk_id)
         special = (ids == cls_id) | (ids == eos_id) | (ids == pad_id)
+        # ESM's residues are not the lowest ids (specials 0-3, then residues, gaps, <mask> 32): own masking
         inputs, labels = mask_tokens(ids, special, mask_id, residue_lo, residue_hi, gen)
-        loss = model(input_ids=inputs, attention_mask=att, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        return model(input_ids=inputs, attention_mask=att, labels=labels).loss
+
+    model.train()
+    summary = pretrain(model.parameters(), step_loss,
+                       PretrainSettings(steps=steps, lr=float(settings.get("pretrain_lr", 2e-3)), seed=seed,
+                                        betas=(0.9, 0.999)))
     model.save_pretrained(str(out_dir), safe_serialization=True)
     write_esm_vocab(out_dir)
     EsmTokenizer(vocab_file=str(out_dir / "vocab.txt")).save_pretrained(str(out_dir))
-    head = sum(losses[:10]) / max(1, len(losses[:10]))
-    tail = sum(losses[-10:]) / max(1, len(losses[-10:]))
-    info = {"pretrain_steps": steps, "pretrain_batch_size": bs, "mlm_loss_first10": round(head, 4),
-            "mlm_loss_last10": round(tail, 4), "uniform_loss": round(math.log(residue_hi - residue_lo), 4),
-            "pretrain_seconds": round(time.time() - t0, 2),
+    head, tail = summary["loss_first"], summary["loss_last"]
+    info = {"pretrain_steps": steps, "pretrain_batch_size": bs, "mlm_loss_first": head,
+            "mlm_loss_last": tail, "uniform_loss": round(math.log(residue_hi - residue_lo), 4),
+            "pretrain_seconds": summary["seconds"],
             "num_parameters": sum(p.numel() for p in model.parameters())}
     log(f"tiny ESM pre-trained: MLM loss {head:.3f} -> {tail:.3f} in {info['pretrain_seconds']}s")
     return info
