@@ -230,7 +230,8 @@ def demo_run_inputs(tmp_path_factory):
                       family.make_pretrained("demo_roberta", {**model, "family": "commonsense"}, "synthetic", root / "pre"))
 
     def params(method, k, **training):
-        p = json.loads(C.train_params(cfg, "demo_cs_easy", "demo_roberta", method, "paper", C.level_tag(k)))
+        level = C.level_tag(k) if k else "s0"
+        p = json.loads(C.train_params(cfg, "demo_cs_easy", "demo_roberta", method, "paper" if k else "-", level))
         p["task"]["training"].update(training)
         return p
 
@@ -513,3 +514,14 @@ def test_test_split_is_evaluated_once_unless_asked(tmp_path, monkeypatch, quiet_
         assert task.calls["test"] == 3 + 1 and test_row["value_best_on_test"] is not None
     else:
         assert task.calls["test"] == 1 and test_row["value_best_on_test"] is None
+
+
+def test_dense_drift_marks_fresh_heads(demo_run_inputs, tmp_path, quiet_checkpoints):
+    import csv
+
+    root, make_params = demo_run_inputs
+    _run(root, make_params("dense", 0), tmp_path / "dense")
+    rows = list(csv.DictReader(open(tmp_path / "dense" / "drift.csv")))
+    fresh = {r["name"] for r in rows if r["from_pretrained"] == "False"}
+    assert fresh and all("classifier" in n or "pooler" in n or "head" in n for n in fresh), fresh
+    assert any(r["from_pretrained"] == "True" and "encoder.layer" in r["name"] for r in rows)

@@ -706,7 +706,7 @@ def run_training(spec: RunSpec) -> dict:
                                                              "target_sparsity": str(target)})
     write_csv(spec.out_dir / "layerwise.csv", layerwise)
     if info.records_drift:
-        write_csv(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state))
+        write_csv(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state, fresh_tensors(task, pre_state, scope)))
     if spec.save_model:
         save_weights(model, spec.out_dir / "model.safetensors")
     metrics = {
@@ -738,13 +738,36 @@ def run_training(spec: RunSpec) -> dict:
     return metrics
 
 
-def drift_rows(model: torch.nn.Module, scope: list[str], pre_state: dict[str, torch.Tensor]) -> list[dict]:
-    """Relative distance of each scope tensor from its pre-trained value, in model order."""
+def fresh_tensors(task, pre_state: dict[str, torch.Tensor], scope: list[str]) -> set[str] | None:
+    """Scope tensors whose starting value is a fresh (seeded) init rather than the pre-trained
+    checkpoint's: the model is built once more with another seed and the tensors that differ are
+    the fresh ones (heads, pooler, task decoders). None when the task cannot be rebuilt so."""
+    seed = getattr(task, "seed", None)
+    if seed is None:
+        return None
+    try:
+        task.seed = seed + 1
+        with torch.random.fork_rng(devices=[]):
+            other = dict(task.build_model().named_parameters())
+    except Exception:  # informative only: the column is left out
+        return None
+    finally:
+        task.seed = seed
+    return {n for n in scope if n in other and not torch.equal(other[n].detach().cpu(), pre_state[n])}
+
+
+def drift_rows(model: torch.nn.Module, scope: list[str], pre_state: dict[str, torch.Tensor],
+               fresh: set[str] | None = None) -> list[dict]:
+    """Relative distance of each scope tensor from its starting value, in model order;
+    ``from_pretrained`` (when ``fresh`` is known): the start came from the pre-trained checkpoint."""
     rows = []
     for order, (n, t) in enumerate(model.named_parameters()):
         if n not in scope:
             continue
         ref = pre_state[n].float()
-        rows.append({"order": order, "name": n, "numel": t.numel(),
-                     "rel_drift": float((t.detach().cpu().float() - ref).norm() / ref.norm().clamp_min(1e-12))})
+        row = {"order": order, "name": n, "numel": t.numel(),
+               "rel_drift": float((t.detach().cpu().float() - ref).norm() / ref.norm().clamp_min(1e-12))}
+        if fresh is not None:
+            row["from_pretrained"] = n not in fresh
+        rows.append(row)
     return rows
