@@ -142,7 +142,8 @@ def woodbury_inverse(grads: Iterable[torch.Tensor], num_blocks: int, block_size:
         g = g.to(device=finv.device, dtype=dtype).reshape(nb, B)
         if B == 1:
             f = finv.view(nb)  # f - (f g)^2 / (m + g^2 f) written as f m / (m + g^2 f): no cancellation
-            f.mul_(m / (f * g.view(nb).square()).add_(m))
+            denom = g.view(nb).square().mul_(f).add_(m)
+            f.mul_(m).div_(denom)
         else:
             fg = torch.bmm(finv, g.unsqueeze(2)).squeeze(2)           # (nb, B)
             denom = (g * fg).sum(1, keepdim=True).add_(m)             # m + g^T F^-1 g
@@ -168,26 +169,30 @@ def obs_block_update(finv: torch.Tensor, w: torch.Tensor, prune: torch.Tensor) -
         prune: ``(nb, B)`` bool, the set Q of each block (may be empty).
 
     Returns ``d`` of shape ``(nb, B)`` in ``w``'s dtype, with ``d_Q = -w_Q`` exactly (the pruned
-    weights land on 0) and zeros in blocks with nothing to prune. The small ``|Q| x |Q|``
-    systems are solved in float64 (rows and columns outside Q are replaced by the identity, so
-    one batched solve handles every block whatever its ``|Q|``), 32 MiB of blocks at a time.
+    weights land on 0) and zeros in blocks with nothing to prune. Blocks are grouped by ``|Q|``
+    and each group's ``|Q| x |Q|`` systems are solved in one batched float64 solve, 32 MiB of
+    blocks at a time.
     """
     nb, B = w.shape
     out = torch.zeros_like(w)
-    touched = prune.any(dim=1).nonzero().squeeze(1)
+    counts = prune.sum(dim=1)
     step = max(1, _UPDATE_BATCH_BYTES // (8 * B * B))  # bounded float64 temporaries
-    eye = torch.eye(B, dtype=torch.float64, device=w.device)
-    for start in range(0, touched.numel(), step):
-        rows = touched[start:start + step]
-        q = prune[rows]
-        f = finv[rows].to(torch.float64)
-        w64 = w[rows].to(torch.float64)
-        wq = torch.where(q, w64, torch.zeros((), dtype=torch.float64, device=w.device))
-        m = torch.where(q.unsqueeze(2) & q.unsqueeze(1), f, eye)
-        x = torch.linalg.solve(m, wq.unsqueeze(2))                        # zero outside Q
-        d = torch.bmm(f, x).squeeze(2).neg_()
-        d = torch.where(q, -w64, d)                                       # exact zeros on Q
-        out[rows] = d.to(w.dtype)
+    ar = torch.arange(B, device=w.device)
+    for k in counts.unique().tolist():
+        if k == 0:
+            continue
+        group = (counts == k).nonzero().squeeze(1)
+        for start in range(0, group.numel(), step):
+            rows = group[start:start + step]
+            n = rows.numel()
+            idx = prune[rows].nonzero()[:, 1].view(n, k)                 # Q of each block, ascending
+            f_q = finv[rows.view(n, 1, 1), ar.view(1, B, 1), idx.unsqueeze(1)].to(torch.float64)  # F^-1[:, Q]
+            f_qq = f_q.gather(1, idx.unsqueeze(2).expand(n, k, k))        # F^-1[Q, Q]   (n, k, k)
+            wq = w[rows].to(torch.float64).gather(1, idx)                 # (n, k)
+            x = torch.linalg.solve(f_qq, wq.unsqueeze(2))                 # (n, k, 1)
+            d = torch.bmm(f_q, x).squeeze(2).neg_()
+            d.scatter_(1, idx, -wq)                                       # exact zeros on Q
+            out[rows] = d.to(w.dtype)
     return out
 
 
