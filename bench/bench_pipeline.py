@@ -1,8 +1,11 @@
 """Pipeline costs that are not training: DAG planning and per-job start-up.
 
-    .venv/bin/python bench/bench_pipeline.py [--repeats 3]
+    .venv/bin/python bench/bench_pipeline.py [--repeats 3] [--skip-server]
 
-1. `snakemake -n` on the paper grid (config.yaml, every family): wall time of planning the DAG.
+1. `snakemake -n` on the paper grid (config.yaml, every family) and, side by side (interleaved,
+   same machine state), on a synthetic Snakefile with the same number of jobs per rule and the
+   same shape (wildcard rules, input functions, one aggregate over every run, the analyses): the
+   paper grid's planning time over Snakemake's own floor for a DAG of that size.
 2. Per-job start-up of one demo step (`python -m smcbench prepare demo_cs_easy …`, which imports
    the commonsense family, i.e. torch + transformers): a cold process vs the warm job server
    (`smcbench serve`), interleaved, median of the repeats. The ratio is what the demo saves per job.
@@ -31,21 +34,116 @@ def timed(cmd, env, cwd=ROOT) -> float:
     return time.perf_counter() - t0
 
 
+SYNTHETIC = """
+# Synthetic workflow: the paper grid's job counts per rule, trivial params, no imports.
+COUNTS = {counts!r}
+N = lambda rule: COUNTS.get(rule, 0)
+
+
+def upstream(rule, i):
+    return f"syn/{{rule}}/{{int(i) % N(rule)}}.out"
+
+
+rule all_figures:
+    input: [f"syn/analysis/{{i}}.out" for i in range(N("analysis"))]
+
+rule analysis:
+    input: "syn/results/0.out"
+    output: "syn/analysis/{{i}}.out"
+    localrule: True
+    shell: "touch {{output}}"
+
+rule results:
+    input: [f"syn/{{r}}/{{i}}.out" for r in ("dense", "train", "train_imp") for i in range(N(r))]
+    output: "syn/results/{{i}}.out"
+    localrule: True
+    shell: "touch {{output}}"
+
+rule download:
+    output: "syn/download/{{i}}.out"
+    shell: "touch {{output}}"
+
+rule prepare:
+    input: lambda w: upstream("download", w.i)
+    output: "syn/prepare/{{i}}.out"
+    params: p=lambda w: f"prepare-{{w.i}}"
+    shell: "touch {{output}}"
+
+rule pretrained:
+    input: lambda w: upstream("download", w.i)
+    output: "syn/pretrained/{{i}}.out"
+    params: p=lambda w: f"pretrained-{{w.i}}"
+    shell: "touch {{output}}"
+
+rule dense:
+    input: lambda w: [upstream("prepare", w.i), upstream("pretrained", w.i)]
+    output: "syn/dense/{{i}}.out"
+    params: p=lambda w: f"dense-{{w.i}}"
+    shell: "touch {{output}}"
+
+rule train:
+    input: lambda w: [upstream("prepare", w.i), upstream("pretrained", w.i), upstream("dense", w.i)]
+    output: "syn/train/{{i}}.out"
+    params: p=lambda w: f"train-{{w.i}}"
+    shell: "touch {{output}}"
+
+rule train_imp:
+    input: lambda w: [upstream("prepare", w.i), upstream("dense", w.i)]
+    output: "syn/train_imp/{{i}}.out"
+    params: p=lambda w: f"imp-{{w.i}}"
+    shell: "touch {{output}}"
+"""
+
+
+def job_counts(snakemake, env, tmp) -> dict[str, int]:
+    out = subprocess.run([snakemake, "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
+                          "all_figures", "--configfile", str(ROOT / "config.yaml")], env=env,
+                         capture_output=True, text=True, check=True)
+    counts = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def synthetic_counts(real: dict[str, int]) -> dict[str, int]:
+    syn = {"download": real.get("download_dataset", 0) + real.get("download_model", 0), "analysis": 0}
+    for rule, n in real.items():
+        if rule.startswith("analysis_"):
+            syn["analysis"] += n
+        elif rule in ("prepare", "pretrained", "dense", "train", "train_imp", "results"):
+            syn[rule] = n
+    return syn
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-server", action="store_true", help="only the planning comparison")
     a = ap.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     snakemake = str(Path(sys.executable).with_name("snakemake"))
 
     with tempfile.TemporaryDirectory() as tmp:
-        plan = [timed([snakemake, "-n", "-q", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
-                       "all_figures", "--configfile", str(ROOT / "config.yaml")], env) for _ in range(a.repeats)]
-        out = subprocess.run([snakemake, "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
-                              "all_figures", "--configfile", str(ROOT / "config.yaml")], env=env,
-                             capture_output=True, text=True)
-        jobs = next((line.split()[-1] for line in out.stdout.splitlines() if line.startswith("total")), "?")
-    print(f"snakemake -n, paper grid ({jobs} jobs): median {statistics.median(plan):.2f} s over {a.repeats}")
+        real = job_counts(snakemake, env, tmp)
+        syn = synthetic_counts(real)
+        synfile = Path(tmp) / "Synthetic.smk"
+        synfile.write_text(SYNTHETIC.format(counts=syn))
+        paper_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
+                     "all_figures", "--configfile", str(ROOT / "config.yaml")]
+        syn_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(synfile), "--directory", tmp, "all_figures"]
+        plan, floor = [], []
+        for _ in range(a.repeats):  # interleaved: both see the same machine load
+            plan.append(timed(paper_cmd, env))
+            floor.append(timed(syn_cmd, env))
+    p, f = statistics.median(plan), statistics.median(floor)
+    print(f"snakemake -n, paper grid ({sum(real.values())} jobs: {real}): median {p:.2f} s over {a.repeats} "
+          f"({', '.join(f'{x:.2f}' for x in plan)})")
+    print(f"snakemake -n, synthetic Snakefile with the same job counts ({sum(syn.values())} jobs + all_figures): "
+          f"median {f:.2f} s ({', '.join(f'{x:.2f}' for x in floor)}); ratio {p / f:.2f}x")
+    if a.skip_server:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "s.sock"

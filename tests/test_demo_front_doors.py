@@ -66,5 +66,5 @@ def test_local_profile_by_name_plans_the_workflow(tmp_path):
                                "--directory", str(tmp_path), "all_figures")
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-2000:]
-    assert "Using profile local" in text
+    assert re.search(r"Using profiles? local", text), text[-2000:]
     assert re.search(r"^all_figures\s+1$", text, flags=re.M), text[-2000:]

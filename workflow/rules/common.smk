@@ -16,7 +16,6 @@ SUITE = config["suite"]
 RUNS = list(C.iter_runs(config))
 ITERATIVE = [m for m, info in METHODS.items() if info.iterative]
 ONE_PASS = [m for m, info in METHODS.items() if not info.iterative and m != "dense"]
-INIT_METHODS = sorted({info.init_mask_from for info in METHODS.values() if info.init_mask_from})
 
 
 def _alternatives(names):
@@ -33,7 +32,6 @@ wildcard_constraints:
     scope=r"[\w]+|modules-[A-Z+]+",
     method=_alternatives(ONE_PASS),
     imp=_alternatives(ITERATIVE),
-    init=_alternatives(INIT_METHODS),
 
 
 # --- software envs (--sdm conda) ------------------------------------------------------------
@@ -50,7 +48,7 @@ def model_env(w):
 
 
 # --- resources ---------------------------------------------------------------------------------
-# config `resources:` keys: a rule group (download, prepare, pretrained, train, mask), then
+# config `resources:` keys: a rule group (download, prepare, pretrained, train), then
 # `<group>/<name>` for a model, a dataset or a method of that group's jobs; later keys win in the
 # order group < model < dataset < method. `threads` is also the CPUs SLURM allocates
 # (--cpus-per-task) and the OMP/MKL threads Snakemake exports to the job; `runtime` (minutes) is
@@ -60,7 +58,6 @@ RESOURCE_DEFAULTS = {
     "prepare": {"gpu": 0, "threads": 1, "runtime": 60, "mem_mb": 8000},
     "pretrained": {"gpu": 0, "threads": 2, "runtime": 60, "mem_mb": 16000},
     "train": {"gpu": 1, "threads": 4, "runtime": 240, "mem_mb": 32000},
-    "mask": {"gpu": 0, "threads": 4, "runtime": 60, "mem_mb": 32000},
 }
 
 
@@ -109,19 +106,15 @@ def dense_run(w):
     return f"results/{w.suite}/runs/{w.dataset}/{w.fold}/{w.model}/dense/seed{w.seed}"
 
 
-def mask_path(w, init):
-    return (f"results/{w.suite}/masks/{w.dataset}/{w.fold}/{w.model}/{init}/{w.scope}/{w.level}/"
-            f"seed{w.seed}/mask.safetensors")
-
-
 def train_inputs(w):
-    """Data + pre-trained model, plus what the method starts from (dense fine-tune or a mask)."""
+    """Data + pre-trained model, plus the dense fine-tune where the method starts from it or
+    distills from it (a before-training mask is computed inside the job)."""
     info = METHODS[w.method]
     inputs = {"data": f"{data_dir(w)}/meta.json", "pretrained": f"{pretrained_dir(w)}/pretrained.json"}
     if info.start_from == "dense":
         inputs["start"] = f"{dense_run(w)}/model.safetensors"
-    if info.init_mask_from:
-        inputs["mask"] = mask_path(w, info.init_mask_from)
+    if getattr(info, "distill_from_dense", False):
+        inputs["teacher"] = f"{dense_run(w)}/model.safetensors"
     return inputs
 
 

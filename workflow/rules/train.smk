@@ -1,5 +1,7 @@
-# dense → {before-training masks} → sparse training (method × level × seed), IMP round k from
-# round k-1. Evaluation (validation for selection, test for the report) runs inside each training
+# dense → sparse training (method × level × seed), IMP round k from round k-1. Before-training
+# masks (omp_before, random_before, snip) are computed inside the training job, seeded, so methods
+# that share one (snip, snip+rigl) get the same mask without a job of its own. Evaluation
+# (validation for selection, test for the report) runs inside each training
 # job on the selected checkpoint, so no second job reloads the model. Each job's params carry its
 # own settings (canonical JSON) and the version of the code that defines it (`code`: the shared
 # loop, its family, its method; smcbench.versions), so a code edit reruns exactly its jobs.
@@ -34,30 +36,6 @@ rule dense:
         "--threads {threads} --log {log} --save-model"
 
 
-rule mask:
-    input:
-        data="results/{suite}/data/{dataset}/{fold}/meta.json",
-        pretrained="results/{suite}/pretrained/{model}/pretrained.json",
-    output:
-        "results/{suite}/masks/{dataset}/{fold}/{model}/{init}/{scope}/{level}/seed{seed}/mask.safetensors",
-    params:
-        p=lambda w: C.mask_params(config, w.dataset, w.model, w.init, C.scope_from_path(w.scope), w.level),
-        code=lambda w: job_version(w.dataset, w.init),
-    log:
-        "results/{suite}/masks/{dataset}/{fold}/{model}/{init}/{scope}/{level}/seed{seed}/log.txt",
-    threads: resource("mask", "threads")
-    resources:
-        gpu=resource("mask", "gpu"),
-        runtime=runtime("mask"),
-        mem_mb=resource("mask", "mem_mb"),
-    conda:
-        model_env
-    shell:
-        "python -m smcbench mask --params {params.p:q} --data $(dirname {input.data}) "
-        "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output}) "
-        "--threads {threads} --log {log}"
-
-
 rule train:
     input:
         unpack(train_inputs),
@@ -69,7 +47,7 @@ rule train:
         p=lambda w: C.train_params(config, w.dataset, w.model, w.method, C.scope_from_path(w.scope), w.level),
         code=lambda w: job_version(w.dataset, w.method),
         start=lambda w, input: f"--start-weights {input.start}" if "start" in input.keys() else "",
-        mask=lambda w, input: f"--prev-mask {input.mask}" if "mask" in input.keys() else "",
+        teacher=lambda w, input: f"--teacher-weights {input.teacher}" if "teacher" in input.keys() else "",
     log:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/log.txt",
     benchmark:
@@ -84,7 +62,7 @@ rule train:
     shell:
         "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
-        "--threads {threads} --log {log} {params.start} {params.mask}"
+        "--threads {threads} --log {log} {params.start} {params.teacher}"
 
 
 rule train_imp:
