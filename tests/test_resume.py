@@ -525,3 +525,22 @@ def test_dense_drift_marks_fresh_heads(demo_run_inputs, tmp_path, quiet_checkpoi
     fresh = {r["name"] for r in rows if r["from_pretrained"] == "False"}
     assert fresh and all("classifier" in n or "pooler" in n or "head" in n for n in fresh), fresh
     assert any(r["from_pretrained"] == "True" and "encoder.layer" in r["name"] for r in rows)
+
+
+@pytest.mark.parametrize("bad", ["garbage"])  # the other bad files: tests/test_sparsity_inputs.py
+def test_cli_train_with_a_bad_prev_mask_fails_with_a_message(demo_run_inputs, tmp_path, bad):
+    """Through the command line: exit status 2, one clear line naming the file, no traceback."""
+    root, make_params = demo_run_inputs
+    mask = tmp_path / "mask.safetensors"
+    if bad == "garbage":
+        mask.write_bytes(b"<html>not a mask</html>")
+    env = {**os.environ, "SMCBENCH_NO_PROGRESS": "1", "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
+    env.pop("SMCBENCH_SERVER", None)
+    proc = subprocess.run([sys.executable, "-m", "smcbench", "train", "--params", json.dumps(make_params("snip", 1)),
+                           "--data", str(root / "data"), "--pretrained", str(root / "pre"), "--seed", "0",
+                           "--out", str(tmp_path / "run"), "--threads", "1", "--prev-mask", str(mask)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    want = "does not exist" if bad == "missing" else "is not a readable safetensors file"
+    assert f"error: --prev-mask {mask} {want}" in proc.stderr, proc.stderr[-2000:]
