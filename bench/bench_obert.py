@@ -159,14 +159,15 @@ def main() -> None:
           f"{a.threads} threads; F^-1 budget {a.budget_mb:g} MiB")
     print(f"magnitude step: {mag['seconds'] * 1000:.1f} ms, +{mag['extra_mb']:.0f} MB; m backward passes alone: "
           + ", ".join(f"m={m}: +{r['extra_mb']:.0f} MB" for m, r in grads.items()) + "\n")
-    print("| m | B | budget (MiB) | time (s) | x magnitude | m backward passes alone (s) | F^-1 per chunk (MB) "
-          "| chunks | backward passes | peak extra (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| m | B | budget (MiB) | time (s) | x magnitude | scores (s) | OBS update (s) | m backward passes alone (s) "
+          "| F^-1 per chunk (MB) | chunks | backward passes | peak extra (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["kind"] != "obert":
             continue
         print(f"| {r['m']} | {r['B']} | {r['budget_mb']:g} | {r['seconds']:.2f} | "
-              f"{r['seconds'] / mag['seconds']:.0f} | "
+              f"{r['seconds'] / mag['seconds']:.0f} | {r['obert_score_seconds']:.2f} | "
+              f"{r.get('obert_update_seconds', 0.0):.2f} | "
               f"{grads[r['m']]['seconds']:.2f} | {r['obert_fisher_bytes_per_chunk'] / 1e6:.0f} | {r['obert_chunks']} | "
               f"{r['obert_backward_passes']} | {r['extra_mb']:.0f} |")
 
