@@ -3,8 +3,8 @@
 Snakemake: is dense at a plateau (the second schedule buys nothing), how far above the baseline,
 and how many seconds each run takes.
 
-    python bench/bench_demo_tasks.py demo_asdiv_easy [--seeds 0 1] [--config workflow/configs/demo.yaml]
-        [--method omp_after --level 1] [--work /tmp/smcbench-bench]
+    python bench/bench_demo_tasks.py demo_asdiv [--seeds 0 1] [--config workflow/configs/demo.yaml]
+        [--method omp_after random_after] [--levels 1 10] [--work /tmp/smcbench-bench]
 
 Prints one line per run: dataset, method, level, seed, test primary metric, baseline, wall and
 CPU seconds of the ``run_training`` call (one thread), mean step time, and the selected step.
@@ -34,7 +34,8 @@ def main() -> int:
     ap.add_argument("dataset")
     ap.add_argument("--config", default="workflow/configs/demo.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--method", default="omp_after", help="second schedule from the dense weights ('' = none)")
+    ap.add_argument("--method", nargs="*", default=["omp_after"],
+                    help="methods run from the dense weights after dense (none: only dense)")
     ap.add_argument("--levels", type=int, nargs="*", default=[1])
     ap.add_argument("--work", default="/tmp/smcbench-bench")
     ap.add_argument("--threads", type=int, default=1)
@@ -65,7 +66,7 @@ def main() -> int:
             write_json_atomic(data / "meta.json", meta)
             print(f"prepare {a.dataset} fold {fold}: {meta['counts']} {time.perf_counter() - t0:.2f}s", flush=True)
             for seed in a.seeds:
-                runs = [("dense", "s0", None)] + [(a.method, C.level_tag(k), "dense") for k in a.levels if a.method]
+                runs = [("dense", "s0", None)] + [(m, C.level_tag(k), "dense") for m in a.method for k in a.levels]
                 for method, level, start in runs:
                     scope = d.get("scope", "paper")
                     params = json.loads(C.train_params(cfg, a.dataset, model, method, scope, level))
