@@ -220,6 +220,8 @@ class Checkpointer:
         self.enabled = enabled
         self._fingerprint_source = fingerprint
         self._fingerprint: tuple[str, dict[str, str]] | None = None
+        self._precomputed: Any = None
+        self._thread: threading.Thread | None = None
         self.log = log
         self._signal: int | None = None
         self._last_save = time.monotonic()
@@ -233,9 +235,33 @@ class Checkpointer:
                 previous[sig] = signal.signal(sig, self._handler)
         self._finalizer = weakref.finalize(self, _restore_handlers, previous, self._handler)
 
+    def prepare_fingerprint(self) -> None:
+        """Compute a callable fingerprint now, in a background thread (hashing large inputs
+        releases the GIL), so a signal-triggered save within SLURM's grace period need not wait
+        for it. :meth:`save` and :meth:`load` wait for the thread."""
+        src = self._fingerprint_source
+        if not self.enabled or not callable(src) or self._fingerprint is not None or self._thread is not None:
+            return
+        ref = weakref.ref(self)  # the thread must not keep a dead run's checkpointer alive
+
+        def resolve() -> None:
+            try:
+                value = src()
+            except Exception:  # noqa: BLE001 - save()/load() compute it again and raise there
+                return
+            ckpt = ref()
+            if ckpt is not None:
+                ckpt._precomputed = value
+            del ckpt
+
+        self._thread = threading.Thread(target=resolve, daemon=True)
+        self._thread.start()
+
     def _resolve_fingerprint(self) -> tuple[str, dict[str, str]]:
         if self._fingerprint is None:
-            src = self._fingerprint_source
+            if self._thread is not None:
+                self._thread.join()
+            src = self._precomputed if self._precomputed is not None else self._fingerprint_source
             if callable(src):
                 src = src()
             if isinstance(src, dict):

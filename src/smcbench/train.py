@@ -630,6 +630,7 @@ def run_training(spec: RunSpec) -> dict:
                 "method": method.state_dict(), "selector": selector.state_dict(), "position": dict(pos)}
 
     resumed = ckpt.load()
+    ckpt.prepare_fingerprint()  # hash the inputs in the background, ready for the first save
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
