@@ -441,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--models", nargs="*", default=None, help="config model names (default: all)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true", help="keep finished runs even if code or params changed since "
+                    "(Snakemake --rerun-triggers mtime): collect the table without retraining")
     a = ap.parse_args(argv)
 
     import yaml
@@ -467,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(a.models) - {p.model for p in plans}
         if unknown:
             raise SystemExit(f"unknown smoke models {sorted(unknown)} (known: {[p.model for p in plans]})")
-        plans = [p for p in plans if p.model in a.models]
+        by_name = {p.model: p for p in plans}
+        plans = [by_name[m] for m in dict.fromkeys(a.models)]  # in the order given
     reason = esm_if1_available()
     log("esm_if1: skipped (" + (reason or "no real HotProtein structures among the samples") +
         "); it needs fair-esm + torch_geometric + biotite and AlphaFold structures")
@@ -483,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "build":
             continue
         t0 = time.perf_counter()
-        code = _snakemake(a.config, [p.dense, p.pruned], a.cores, log)
+        code = _snakemake(a.config, [p.dense, p.pruned], a.cores, log,
+                          ["--rerun-triggers", "mtime"] if a.reuse else None)
         status = "ok" if code == 0 else f"failed (snakemake exit {code}; see results/{cfg['suite']}/logs and run logs)"
         log(f"{p.model}: {status} in {time.perf_counter() - t0:.0f}s")
         if code != 0:
