@@ -35,19 +35,38 @@ def test_questions_are_answerable_from_the_passage():
     for variant in ("easy", "hard"):
         for row in synth.make_split(world, variant, 200, world.people, 0, variant):
             assert len(set(row["choices"])) == 4
-            answer = row["choices"][row["label"]]
-            subject = row["subject"]
+            answer, kind, subject = row["choices"][row["label"]], row["kind"], row["subject"]
+            passage = f" {row['passage']} "
+            assert synth.FACT[kind].format(e=subject, v=answer) in row["passage"]
+            assert row["question"].endswith(synth.QUESTION[kind].format(e=subject))
+            typed = [c for c in row["choices"] if c in synth.ATTRIBUTES[kind]]
+            mentioned = [c for c in row["choices"] if f" {c} " in passage]
             if variant == "easy":
-                assert world.attributes[row["kind"]][subject] == answer
-                assert synth.FACT[row["kind"]].format(e=subject, v=answer) in row["passage"]
-                # the only choice that occurs in the passage is the answer
-                assert [c for c in row["choices"] if f" {c} " in f" {row['passage']} "] == [answer]
+                # answer = the only choice of the asked type that the passage mentions
+                assert [c for c in typed if c in mentioned] == [answer]
+                assert len(mentioned) == 3 and len(typed) == 2
             else:
-                friend = world.friend[subject]
-                assert world.attributes[row["kind"]][friend] == answer
-                assert synth.FACT["friend"].format(e=subject, v=friend) in row["passage"]
-                assert synth.FACT[row["kind"]].format(e=friend, v=answer) in row["passage"]
-                assert "friend of" in row["question"]
+                # two choices of the asked type are mentioned; the other one is negated
+                both = [c for c in typed if c in mentioned]
+                assert len(both) == 2 and answer in both
+                wrong = next(c for c in both if c != answer)
+                assert synth.FACT_NOT[kind].format(e=subject, v=wrong) in row["passage"]
+
+
+def test_surface_heuristics_stay_at_half_or_below():
+    world = synth.make_world(7, 60)
+    for variant, trap in (("easy", "asked_type"), ("hard", "typed_in_passage")):
+        rows = synth.make_split(world, variant, 600, world.people, 1, variant)
+        mean = {k: 100 * sum(synth.heuristics(r)[k] for r in rows) / len(rows)
+                for k in ("in_passage", "first", "last", "asked_type", "typed_in_passage")}
+        assert abs(mean[trap] - 50.0) < 1e-9, mean
+        assert max(v for k, v in mean.items() if k != "typed_in_passage" or variant == "hard") <= 50.0 + 1e-9
+    # the values of a passage are drawn per question: the same subject gets different answers
+    rows = synth.make_split(world, "easy", 300, world.people[:3], 2, "e")
+    answers = {(r["subject"], r["kind"]): set() for r in rows}
+    for r in rows:
+        answers[(r["subject"], r["kind"])].add(r["choices"][r["label"]])
+    assert max(len(v) for v in answers.values()) > 1
 
 
 def test_prepare_synthetic_meta_and_determinism(tmp_path):

@@ -36,3 +36,20 @@ def test_signatures_carry_package_versions():
     task.num_beams, task.selection_metric = 5, "bleu"
     sig = task.signature()
     assert f"sacrebleu:{version('sacrebleu')}" in sig and "beam5" in sig and "tok:zh" in sig
+
+
+def test_demo_baseline_is_the_strongest_surface_reader(tmp_path):
+    from smcbench.tasks.commonsense import synthetic as S
+
+    for variant in ("easy", "hard"):
+        out = tmp_path / variant
+        meta = cs.prepare(f"demo_cs_{variant}", "synthetic", out,
+                          {"variant": variant, "world_seed": 7, "n_train": 200, "n_test": 400})
+        (out / "meta.json").write_text(__import__("json").dumps(meta))
+        task = cs.CommonsenseTask.__new__(cs.CommonsenseTask)
+        task.data_dir, task._rows = out, {}
+        base = task.baseline("test")
+        h = meta["heuristics"]["test"]
+        assert base["n"] == 400 and base["accuracy"] == 50.0  # not chance (25 %)
+        assert h["typed_in_passage"] == (100.0 if variant == "easy" else 50.0)
+        assert meta["generator"].endswith(f"v{S.GENERATOR_VERSION}")

@@ -563,7 +563,12 @@ def _prepare_synthetic(dataset: str, settings: dict) -> tuple[dict, dict]:
                             seed * 2 + 2, "test", n_choices)
     fraction = float(settings.get("validation_fraction", 0.1))
     train, val = _carve(train, fraction, int(settings.get("split_seed", 0)))
-    meta = {"dataset": dataset, "source": "synthetic", "layout": "synthetic",
+    scores = {}
+    for name, rows in (("train", train), ("validation", val), ("test", test)):
+        per = [synth.heuristics(r) for r in rows]
+        scores[name] = {k: round(100.0 * sum(h.get(k, 0.0) for h in per) / len(per), 2)
+                        for k in sorted({k for h in per for k in h})} if per else {}
+    meta = {"dataset": dataset, "source": "synthetic", "layout": "synthetic", "heuristics": scores,
             "generator": f"smcbench.tasks.synthetic_commonsense v{synth.GENERATOR_VERSION}",
             "variant": variant, "world": {"seed": world_seed, "n_people": n_people},
             "files_sha256": {}, "dropped": {}}

@@ -40,7 +40,7 @@ CC25_CODES = {"ar": "ar_AR", "cs": "cs_CZ", "de": "de_DE", "en": "en_XX", "es": 
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab"}
 #: what this family declares (tasks/__init__.py derives its registries from these)
 DATASETS = ("opus100_2to2", "opus100_5to5", "opus100_10to10",
-            "demo_mt_2to2", "demo_mt_5to5", "demo_mt_10to10")
+            "demo_mt_2to2", "demo_mt_5to5", "demo_mt_10to10", "demo_mt_easy", "demo_mt_hard")
 ARCHS = ("mbart",)
 SPLITS = ("train", "validation", "test")
 
