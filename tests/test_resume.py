@@ -233,6 +233,8 @@ def demo_run_inputs(tmp_path_factory):
         level = C.level_tag(k) if k else "s0"
         p = json.loads(C.train_params(cfg, "demo_cs_easy", "demo_roberta", method, "paper" if k else "-", level))
         p["task"]["training"].update(training)
+        if method in ("gmp", "snip+rigl", "random_before+rigl"):  # the demo's per-dataset overrides aside
+            p["method_settings"].update(cfg["methods"][method])
         return p
 
     return root, params

@@ -60,6 +60,11 @@ def test_example_config_validates_and_plans_runs(registered):
     extra = yaml.safe_load(_snippet("config"))
     cfg["methods"].update(extra["methods"])
     cfg["run_methods"] = list(cfg.get("run_methods", cfg["methods"])) + extra["run_methods"]
+    for entry in cfg["datasets"].values():  # datasets with their own method list run it too
+        if "run_methods" in entry:
+            entry["run_methods"] = list(entry["run_methods"]) + extra["run_methods"]
     cfgmod.validate_config(cfg)
     runs = [r for r in cfgmod.iter_runs(cfg) if r.method == registered]
-    assert runs and len({r.level for r in runs}) == len(cfg["levels"])
+    for ds in {r.dataset for r in runs}:  # every level of each dataset that runs it
+        assert {r.level for r in runs if r.dataset == ds} == {cfgmod.level_tag(k) for k in cfgmod.levels_of(cfg, ds)}
+    assert {r.dataset for r in runs} == set(cfgmod.enabled_datasets(cfg))

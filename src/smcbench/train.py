@@ -361,16 +361,20 @@ def resolve_run_scope(model: torch.nn.Module, scope: str) -> list[str]:
 
 
 def make_loss_batches(task, model) -> Callable[[int], Any]:
-    """Losses on the first n training batches (seeded order of epoch 0), for SNIP-like scores."""
+    """Losses on the first n training batches (the seeded orders of epochs 0, 1, 2, ... in turn),
+    for SNIP-like scores and Fisher estimates."""
 
     def loss_batches(n: int):
-        it = iter(task.train_batches(0))
-        for _ in range(n):
-            try:
-                batch = next(it)
-            except StopIteration:
-                it = iter(task.train_batches(1))
-                batch = next(it)
+        epoch, it, got = 0, iter(task.train_batches(0)), 0
+        while got < n:
+            batch = next(it, None)
+            if batch is None:
+                epoch += 1
+                it = iter(task.train_batches(epoch))
+                batch = next(it, None)
+                if batch is None:
+                    return  # no training batches at all
+            got += 1
             yield task.loss(model, batch)
 
     return loss_batches
@@ -481,6 +485,10 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return torch.nn.functional.kl_div(s, t, log_target=True, reduction="batchmean") * (T * T)
 
 
+#: ``Selector.best["state"]`` when the best evaluation is the last step's: the live model itself.
+LIVE = "live model"
+
+
 @dataclass
 class Selector:
     """Model selection: the best validation evaluation among those at the method's final sparsity.
@@ -492,6 +500,7 @@ class Selector:
     target: float
     best_on_test: bool = False
     label: str = ""
+    total_steps: int | None = None
     best: dict = field(default_factory=lambda: {"value": -math.inf, "step": -1, "state": None, "mask": None,
                                                 "validation": None})
     compat: dict = field(default_factory=dict)  # (split, metric) -> best test value over eval points
@@ -513,8 +522,11 @@ class Selector:
         eligible = self.at_final_sparsity(mask)
         self.history.append({"step": step, "validation": val, "eligible": eligible})
         if eligible and score > self.best["value"]:
+            # at the last step the live model is the final state: no CPU copy (a model's size)
+            live = self.total_steps is not None and step >= self.total_steps
             self.best.update(value=score, step=step, validation=dict(val),
-                             state={n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()},
+                             state=LIVE if live else {n: t.detach().to("cpu", copy=True)
+                                                      for n, t in model.state_dict().items()},
                              mask=None if mask is None else {n: t.detach().to("cpu", copy=True) for n, t in mask.items()})
         if self.best_on_test and eligible:
             better = max if task.higher_is_better else min
@@ -594,6 +606,12 @@ def run_training(spec: RunSpec) -> dict:
                           total_steps=total_steps, loss_batches=make_loss_batches(task, model),
                           prev_mask=prev_mask, rewind_state=pre_state if info.rewinds_to_pretrained else None,
                           round=int(p.get("level", 1)) or 1, settings=p["method_settings"], log=spec.log)
+    # a checkpoint of this very job (same params, inputs and code) is resumed below; the method
+    # may skip expensive work in on_train_begin that load_state_dict overwrites (ctx.resuming)
+    ckpt = Checkpointer.from_env(spec.out_dir, lambda: job_fingerprint(spec), spec.log)
+    resumed = ckpt.load()
+    ckpt.prepare_fingerprint()  # hash the inputs in the background, ready for the first save
+    ctx.resuming = resumed is not None
     t_mask = time.perf_counter()
     method.on_train_begin(ctx)  # before-training masks are computed here when no --prev-mask is given
     mask_seconds = time.perf_counter() - t_mask
@@ -605,7 +623,7 @@ def run_training(spec: RunSpec) -> dict:
     precision = Precision(device, training)
     clip = float(training.get("clip_norm", 0.0))
     eval_every = int(training.get("eval_every", 0)) or steps_per_epoch
-    selector = Selector(task, target, bool(training.get("report_best_on_test", False)), run_label)
+    selector = Selector(task, target, bool(training.get("report_best_on_test", False)), run_label, total_steps)
     loss_fn = task.loss
     if info.distill_from_dense:
         if spec.teacher_weights is None:
@@ -620,8 +638,7 @@ def run_training(spec: RunSpec) -> dict:
         teacher.eval().requires_grad_(False)
         loss_fn = Distiller(task, teacher, kd.kd_alpha, kd.kd_temperature).loss
 
-    # --- resume from this job's own checkpoint (same params, inputs and code) ----------------
-    ckpt = Checkpointer.from_env(spec.out_dir, lambda: job_fingerprint(spec), spec.log)
+    # --- resume from this job's own checkpoint ------------------------------------------------
     pos = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "last_loss": float("nan"), "step_seconds": 0.0}
 
     def resume_state() -> dict:
@@ -629,8 +646,6 @@ def run_training(spec: RunSpec) -> dict:
                 "scheduler": scheduler.state_dict(), "precision": precision.state_dict(),
                 "method": method.state_dict(), "selector": selector.state_dict(), "position": dict(pos)}
 
-    resumed = ckpt.load()
-    ckpt.prepare_fingerprint()  # hash the inputs in the background, ready for the first save
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -684,7 +699,8 @@ def run_training(spec: RunSpec) -> dict:
     final_mask = method.on_train_end(ctx)
     if selector.best["state"] is None:  # no eligible evaluation (e.g. zero steps)
         selector.evaluate(model, final_mask, pos["step"])
-    model.load_state_dict(selector.best["state"])
+    if selector.best["state"] != LIVE:
+        model.load_state_dict(selector.best["state"])
     if selector.best["mask"] is not None:
         final_mask = Mask(selector.best["mask"])
     model.eval()

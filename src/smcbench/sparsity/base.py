@@ -59,6 +59,9 @@ class SparsityContext:
         round: the IMP round (1-based) for iterative methods, else 1.
         settings: the method's own settings from config (already merged with per-task overrides).
         log: a callable taking a string, for the run's log.
+        resuming: True when the loop will call ``load_state_dict`` right after
+            ``on_train_begin`` (a resumed job): a method may skip expensive work there whose
+            result the restored state replaces (the weights are restored by the loop too).
     """
 
     model: torch.nn.Module
@@ -73,6 +76,7 @@ class SparsityContext:
     round: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    resuming: bool = False
 
     def parameters_in_scope(self) -> dict[str, torch.nn.Parameter]:
         """The prunable parameters, by name, in model order."""

@@ -14,8 +14,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .settings import (GMPSettings, IMPSettings, MethodSettings, NoSettings, RigLSettings, SnipSettings,
-                       parse_settings)
+from .settings import (GMPSettings, IMPDistillSettings, IMPSettings, MethodSettings, NoSettings, RigLSettings,
+                       SnipSettings, parse_settings)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ METHODS: dict[str, MethodInfo] = {
                       rewinds_to_pretrained=True),
     "imp_lrr": MethodInfo(_M + "IMPLearningRateRewinding", "after", "previous_round", iterative=True,
                           settings=IMPSettings),
+    "imp_lrr_kd": MethodInfo(_M + "IMPLearningRateRewinding", "after", "previous_round", iterative=True,
+                             settings=IMPDistillSettings, distill_from_dense=True),
     "omp_after": MethodInfo(_M + "OneShotMagnitude", "after", "dense"),
     "random_after": MethodInfo(_M + "OneShotRandom", "after", "dense"),
     "gmp": MethodInfo(_M + "GradualMagnitude", "during", settings=GMPSettings),
@@ -184,7 +186,7 @@ def check_run(name: str, settings: Mapping[str, Any] | None, level: int, target_
     an IMP round's target agrees with its ``prune_fraction``. Raises ValueError."""
     validate_target(target_sparsity, name)
     parsed = method_settings(name, settings)
-    if isinstance(parsed, IMPSettings):
+    if hasattr(parsed, "check_level"):
         parsed.check_level(name, int(level) or 1, target_sparsity)
 
 

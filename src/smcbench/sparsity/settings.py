@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
-__all__ = ["MethodSettings", "NoSettings", "DistillSettings", "IMPSettings", "GMPSettings", "SnipSettings", "RigLSettings",
+__all__ = ["MethodSettings", "NoSettings", "DistillSettings", "IMPDistillSettings", "IMPSettings", "GMPSettings", "SnipSettings", "RigLSettings",
            "SettingsError", "parse_settings"]
 
 
@@ -182,6 +182,21 @@ class DistillSettings(MethodSettings):
     def check(self, method: str) -> None:
         self._range(method, "kd_alpha", 0.0, 1.0)
         self._range(method, "kd_temperature", 0.0, None, lo_open=True)
+
+
+@dataclass(frozen=True)
+class IMPDistillSettings(IMPSettings, DistillSettings):
+    """IMP with learning-rate rewinding and distillation from the dense fine-tune (``imp_lrr_kd``).
+
+    Attributes:
+        prune_fraction: as for IMP, in (0, 1).
+        kd_alpha: weight of the distillation term, in [0, 1].
+        kd_temperature: softmax temperature T, > 0.
+    """
+
+    def check(self, method: str) -> None:
+        IMPSettings.check(self, method)
+        DistillSettings.check(self, method)
 
 
 def parse_settings(cls: type[MethodSettings], method: str, raw: Mapping[str, Any] | None) -> MethodSettings:
