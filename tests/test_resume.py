@@ -546,3 +546,14 @@ def test_cli_train_with_a_bad_prev_mask_fails_with_a_message(demo_run_inputs, tm
     assert "Traceback" not in proc.stderr
     want = "does not exist" if bad == "missing" else "is not a readable safetensors file"
     assert f"error: --prev-mask {mask} {want}" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_loss_batches_cycle_through_epochs():
+    from smcbench.train import make_loss_batches
+
+    task = _CountingTask()                       # 3 batches per epoch
+    model = task.build_model()
+    losses = list(make_loss_batches(task, model)(8))
+    assert len(losses) == 8
+    assert all(torch.isfinite(v) for v in losses)
+    assert torch.equal(losses[6], task.loss(model, next(iter(task.train_batches(2)))))   # epoch 2's first batch
