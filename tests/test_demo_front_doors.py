@@ -68,3 +68,9 @@ def test_local_profile_by_name_plans_the_workflow(tmp_path):
     assert out.returncode == 0, text[-2000:]
     assert re.search(r"Using profiles? local", text), text[-2000:]
     assert re.search(r"^all_figures\s+1$", text, flags=re.M), text[-2000:]
+
+
+def test_the_workflow_is_lint_clean():
+    out = _snakemake_from_root("--lint")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0 and "good condition" in text, text[-3000:]

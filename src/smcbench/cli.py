@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="resolve a dataset/model source into a local, checksummed folder")
     p.add_argument("name")
-    p.add_argument("--source", required=True, help="Hub id, URL (#sha256=… optional), local path or 'synthetic'")
+    p.add_argument("--source", required=True, help="a JSON object {source, revision, sha256, files} (what the workflow passes), "
+                   "or a plain source: owner/name@revision (Hub), a URL (#sha256=… pins it), a local path, 'synthetic'")
     p.add_argument("--out", required=True, help="source.json to write")
     p.add_argument("--cache", default="resources/cache")
     p.add_argument("--repo-type", default="dataset", choices=["dataset", "model"])

@@ -71,6 +71,7 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
                   f"tables in results/{suite}/tables/"
                   + (f", report {report}" if rc == 0 else " (the HTML report failed; run snakemake --report)"),
                   file=sys.stderr)
+            _print_matching_table(_workdir(extra) / "results" / suite / "results.csv")
         return code
     finally:
         if server is not None and server.poll() is None:
@@ -84,6 +85,26 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
             os.rmdir(sock_dir)
         except OSError:
             pass
+
+
+def _workdir(extra: list[str]) -> Path:
+    """The working directory Snakemake ran in (`--directory X` / `-d X` among the extra args)."""
+    for i, arg in enumerate(extra):
+        if arg in ("--directory", "-d") and i + 1 < len(extra):
+            return Path(extra[i + 1])
+        if arg.startswith("--directory="):
+            return Path(arg.split("=", 1)[1])
+    return Path(".")
+
+
+def _print_matching_table(results_csv: Path) -> None:
+    """SPEC §5: the demo ends with the matching-sparsity table in the terminal."""
+    try:
+        from .analysis.matching import format_terminal_table
+    except ImportError as e:  # the analysis extras are missing: the figures still exist
+        print(f"smcbench demo: no terminal table ({e})", file=sys.stderr)
+        return
+    print("\n" + format_terminal_table(str(results_csv)))
 
 
 def _suite(configfile: str) -> str:
