@@ -411,3 +411,21 @@ def test_kd_loss_mixes_task_and_tempered_kl_with_obert_defaults():
     # a student equal to its teacher pays only the task part
     same = Distiller(task, student, 1.0, T).loss(student, None)
     assert abs(float(same.detach())) < 1e-6
+
+
+def test_a_resumed_job_skips_the_fisher_and_restores_the_state():
+    m, s = 6, 0.5
+    model, _, names, lb = linear_setup({"a": (4, 8)}, m)
+    settings = {"num_grads": m, "block_size": 4, "damp": 1e-2, "prune_fraction": s}
+    first = OBert("obert", INFO, settings)
+    first.on_train_begin(ctx_for(model, names, lb, s))
+    calls = []
+
+    def counting(n):
+        calls.append(n)
+        return lb(n)
+
+    again = OBert("obert", INFO, settings)
+    again.on_train_begin(ctx_for(model, names, counting, s, resuming=True))
+    again.load_state_dict(first.state_dict())
+    assert calls == [] and torch.equal(again.mask["w.a"], first.mask["w.a"])

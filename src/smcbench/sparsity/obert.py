@@ -444,8 +444,15 @@ class OBert(MaskedMethod):
 
     @torch.no_grad()
     def on_train_begin(self, ctx: SparsityContext) -> None:
-        """Prune by OBS saliency, apply the OBS update to the survivors, apply the mask."""
+        """Prune by OBS saliency, apply the OBS update to the survivors, apply the mask.
+
+        A resumed job (``ctx.resuming``) skips the Fisher: ``load_state_dict`` restores the mask
+        and the loop the weights and optimizer state right after."""
         self.target_sparsity = validate_target(ctx.target_sparsity, self.name)
+        if getattr(ctx, "resuming", False):
+            self._check_round(ctx)
+            ctx.log(f"{self.name}: resuming; the pruning step's mask and weights come from the checkpoint")
+            return
         self.mask = self.compute_mask(ctx)
         if self.config.obs_update and self.config.block_size > 1:
             deltas = self.scorer.obs_deltas(ctx, self.mask)
