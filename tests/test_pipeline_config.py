@@ -414,9 +414,10 @@ def test_a_new_family_declares_its_settings_in_its_own_module(monkeypatch):
 
 def test_resources_keys_are_groups_or_group_slash_name():
     cfg = base_cfg()
-    cfg["resources"] = {"train": {"gpu": 1}, "train/m": {"runtime": 60}, "mask/snip": {"gpu": 1}, "prepare/d": {}}
+    cfg["resources"] = {"train": {"gpu": 1}, "train/m": {"runtime": 60}, "train/snip": {"gpu": 1}, "prepare/d": {}}
     C.validate_config(cfg)
     for key, message in (("trian", "resources.trian: unknown group 'trian'; did you mean 'train'?"),
+                         ("mask/snip", "resources.mask/snip: there is no mask rule any more"),
                          ("train/mm", "resources.train/mm: 'mm' is not a model, dataset or method of this config; "
                                       "did you mean 'm'?")):
         bad = base_cfg()

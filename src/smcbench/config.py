@@ -94,19 +94,6 @@ def validate_scope_name(scope: Any, where: str) -> None:
                       f"(known: {', '.join(known)}, or modules:Q+K+…)")
 
 
-def _check_levels(levels: Any, where: str) -> None:
-    if not isinstance(levels, list) or not levels:
-        raise ConfigError(f"{where} must be a non-empty list of level indices k (s = 1 - 0.8**k)")
-    for k in levels:
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 20:
-            raise ConfigError(f"bad level {k!r} in {where}: levels are integers k in 1..20 (s_k = 1 - 0.8**k)")
-
-
-def _check_target(s: Any, where: str) -> None:
-    if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0.0 < float(s) < 1.0:
-        raise ConfigError(f"bad target sparsity {s!r} in {where}: must be strictly between 0 and 1")
-
-
 #: keys that belong to a dataset entry, for the hint when one is written at the top level
 _ENTRY_KEYS = ("training", "settings", "folds", "scope", "method_overrides", "family", "source")
 
@@ -132,7 +119,7 @@ def _validate(cfg: dict) -> None:
         if key in top_keys:
             continue
         if S.did_you_mean(key, top_keys):
-            break  # the checker below names the closest top-level key
+            continue  # the checker below names the closest top-level key
         near = difflib.get_close_matches(str(key), _ENTRY_KEYS, n=1, cutoff=0.6)
         if near:
             raise ConfigError(f"{key} is not a top-level setting: did you mean datasets.<name>.{near[0]}? "
@@ -141,7 +128,6 @@ def _validate(cfg: dict) -> None:
         raise ConfigError("run_methods is empty: no dataset would run anything (remove the key to run every "
                           "method under methods, or list the methods)")
     S.parse(S.ConfigSettings, cfg, "")
-    _check_levels(cfg["levels"], "levels")
 
     methods = cfg["methods"]
     if DENSE not in methods:
@@ -167,6 +153,9 @@ def _validate(cfg: dict) -> None:
     names = {**{m: "method" for m in methods}, **{d: "dataset" for d in datasets}, **{m: "model" for m in models}}
     for key, res in (cfg.get("resources") or {}).items():
         group, _, name = str(key).partition("/")
+        if group == "mask":
+            raise ConfigError(f"resources.{key}: there is no mask rule any more (before-training masks are computed "
+                              "in the training job): use train or train/<method>")
         if group not in S.RESOURCE_GROUPS:
             raise ConfigError(f"resources.{key}: unknown group {group!r}{S.did_you_mean(group, S.RESOURCE_GROUPS)} "
                               f"(groups: {', '.join(S.RESOURCE_GROUPS)}; keys are <group> or <group>/<name>)")
@@ -256,8 +245,6 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
             check_model(S.parse(family.dataset, d.get("settings"), f"{where}.settings"), name,
                         models[model]["arch"], f"{where} with model {model!r}")
     validate_scope_name(entry.scope, f"{where}.scope")
-    if entry.levels is not None:
-        _check_levels(list(entry.levels), f"{where}.levels")
     _check_source(d["source"], f"{where}.source")
     settings = S.parse(family.dataset, d.get("settings"), f"{where}.settings")
     check = getattr(settings, "check_dataset", None)
@@ -389,8 +376,6 @@ def _validate_extra(i: int, extra: Any, datasets: dict, methods: dict, cfg: dict
     _check_method_list(cfg, methods, list(e.methods), where)
     for sc in e.scopes or [e.scope or "paper"]:
         validate_scope_name(sc, where)
-    for s in e.targets or ():
-        _check_target(s, where + ".targets")
     for ds in e.datasets:
         overrides = datasets[ds].get("method_overrides") or {}
         for m in e.methods:

@@ -799,7 +799,7 @@ class AnalysisSettings:
 
 
 #: the rule groups ``resources:`` keys name (``<group>`` or ``<group>/<model|dataset|method>``)
-RESOURCE_GROUPS = ("download", "prepare", "pretrained", "train", "mask")
+RESOURCE_GROUPS = ("download", "prepare", "pretrained", "train")
 
 
 @settings
