@@ -134,3 +134,28 @@ def test_oversized_parquet_field_names_file_and_row(tmp_path):
         pq.write_table(pa.table({"translation": col}), path)
     with pytest.raises(ValueError, match=r"train-00000-of-00001\.parquet: row 1: field 'translation\.en' is 2,000,000"):
         T.prepare("d", tmp_path, tmp_path / "out", ONE)
+
+
+def test_snapshot_with_only_the_test_split_of_test_languages(tmp_path):
+    """config.yaml fetches only ``<pair>/test-*`` for languages used only for testing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(pair, split, rows):
+        l1, l2 = pair.split("-")
+        col = pa.array([{l1: a, l2: b} for a, b in rows], type=pa.struct([(l1, pa.string()), (l2, pa.string())]))
+        path = tmp_path / pair / f"{split}-00000-of-00001.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"translation": col}), path)
+
+    write("en-fr", "train", [("Hello.", "Bonjour.")])
+    write("en-fr", "validation", [("Yes.", "Oui.")])
+    write("en-fr", "test", [("No.", "Non.")])
+    write("cs-en", "test", [("Ne.", "No.")])
+    meta = T.prepare("d", tmp_path, tmp_path / "out", {"languages": ["fr"], "test_languages": ["fr", "cs"]})
+    assert meta["counts"] == {"train": 2, "validation": 2, "test": 4}
+    assert "cs-en/test-00000-of-00001.parquet" in meta["sha256"]
+    # a fine-tuning language still needs its train split
+    (tmp_path / "en-fr" / "train-00000-of-00001.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="'en-fr'.*no 'train' split"):
+        T.prepare("d", tmp_path, tmp_path / "out2", {"languages": ["fr"], "test_languages": ["fr", "cs"]})

@@ -8,6 +8,7 @@ it is removed at the start of a file and from every text field (:func:`clean_tex
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
@@ -19,6 +20,15 @@ BOM = "\ufeff"
 #: longest text field accepted from a raw dataset file (characters); a RACE article is ~3,000
 MAX_FIELD_CHARS = 1_000_000
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
 
 
 def _tmp_name(path: Path) -> Path:

@@ -9,8 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ...download import sha256_file
-from ...io import clean_text, extract_archive, is_archive, iter_jsonl, read_json_file, write_jsonl
+from ...io import clean_text, sha256_file, extract_archive, is_archive, iter_jsonl, read_json_file, write_jsonl
 from . import synthetic as synth
 
 # ================================================================================================

@@ -22,8 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ...download import sha256_file
-from ...io import clean_text, read_text_lines
+from ...io import clean_text, read_text_lines, sha256_file
 from . import PIVOT, SPLITS
 from .directions import iter_directional_rows, opus_pair
 
@@ -91,14 +90,19 @@ def _read_parquet(files: list[Path], l1: str, l2: str) -> list[tuple[str, str]]:
     return out
 
 
-def read_pair(root: Path, pair: str) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str], str,
-                                              dict[str, list[Path]]]:
-    """All splits of ``pair`` as aligned (l1, l2) sentence tuples, the sha256 of every raw file
-    read (keyed by its path relative to ``root``), the layout name and the files of each split."""
+def read_pair(root: Path, pair: str, splits: tuple[str, ...] = SPLITS,
+              optional: tuple[str, ...] = ()) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str],
+                                                       str, dict[str, list[Path]]]:
+    """The ``splits`` of ``pair`` (plus those of ``optional`` that exist) as aligned (l1, l2)
+    sentence tuples, the sha256 of every raw file read (keyed by its path relative to ``root``),
+    the layout name and the files of each split read. A snapshot may hold only the splits a
+    dataset needs (e.g. the test split of a language used only for testing)."""
     l1, l2 = pair.split("-")
     layout, files = find_layout(root, pair)
     data, hashes, split_paths = {}, {}, {}
     for split in SPLITS:
+        if split not in splits and (split not in optional or split not in files):
+            continue
         if split not in files:
             raise FileNotFoundError(f"OPUS-100 pair {pair!r} under {root} has no {split!r} split "
                                     f"(found: {sorted(files)})")
@@ -148,11 +152,13 @@ def read_opus100(root: Path, languages: list[str], test_languages: list[str],
     layouts = set()
     for lang in sorted(set(languages) | set(test_languages)):
         pair = opus_pair(lang)
-        data, h, layout, split_paths = read_pair(root, pair)
+        needed = tuple(s for s in SPLITS if lang in (test_languages if s == "test" else languages))
+        # the test split of a fine-tuning language is read for the overlap check when present
+        data, h, layout, split_paths = read_pair(root, pair, needed, optional=("test",))
         hashes.update(h)
         layouts.add(layout)
         en_first = pair.split("-")[0] == PIVOT
-        test_pairs = {(x.strip(), y.strip()) for x, y in data["test"]}
+        test_pairs = {(x.strip(), y.strip()) for x, y in data.get("test", [])}
         for split in SPLITS:
             if lang not in (test_languages if split == "test" else languages):
                 continue
