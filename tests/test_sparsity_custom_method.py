@@ -33,9 +33,9 @@ def registered(monkeypatch):
     (name, info), = entry.items()
     module_name, cls_name = info.cls.split(":")
     module = types.ModuleType(module_name)
+    monkeypatch.setitem(sys.modules, module_name, module)  # before exec: dataclasses look the module up
     exec(compile(_snippet("class"), f"<docs/sparsity.md {module_name}>", "exec"), module.__dict__)
     assert hasattr(module, cls_name)
-    monkeypatch.setitem(sys.modules, module_name, module)
     monkeypatch.setitem(registry.METHODS, name, info)
     return name
 
@@ -51,6 +51,21 @@ def test_example_method_trains_with_exact_per_tensor_sparsity(registered):
     params = dict(model.named_parameters())
     assert all(not params[n][~mask[n]].any() for n in mask)
     assert method.stats()["realized_sparsity"] == pytest.approx(0.5, abs=len(mask) / mask.numel())
+
+
+def test_example_settings_are_typed_and_checked(registered):
+    from smcbench.sparsity.registry import validate_method_settings
+    from smcbench.sparsity.settings import SettingsError
+
+    assert validate_method_settings(registered, {}) == {"min_numel": 0}
+    with pytest.raises(SettingsError, match="did you mean 'min_numel'"):
+        validate_method_settings(registered, {"min_numl": 5})
+    with pytest.raises(SettingsError, match=r"min_numel=-1 is outside \[0, inf\]"):
+        build_method(registered, {"min_numel": -1})
+    model = mlp()
+    mask = build_method(registered, {"min_numel": 300}).compute_mask(make_ctx(model, s=0.5))
+    assert [int((~m).sum()) for m in mask.values()] == [num_to_prune(0.5, m.numel()) if m.numel() >= 300 else 0
+                                                        for m in mask.values()] == [0, 512, 0]
 
 
 def test_example_config_validates_and_plans_runs(registered):
