@@ -163,3 +163,21 @@ def test_bad_bytes_bom_and_huge_fields_name_file_and_line(tmp_path):
     q.write_bytes(q.read_bytes().replace(b"the", b"th\xc3", 1))
     with pytest.raises(ValueError, match=r"dev/middle/13\.txt:1: invalid UTF-8"):
         cs.prepare("race", str(race), tmp_path / "race_out", {})
+
+
+def test_winogrande_invalid_utf8_and_bom(tmp_path):
+    src = tmp_path / "winogrande_1.1"
+    src.mkdir()
+    wdir = need(WINO / "winogrande_1.1")
+    for name in ("dev.jsonl", "test.jsonl"):
+        (src / name).write_bytes((wdir / name).read_bytes())
+    train = (wdir / "train_xs.jsonl").read_bytes()
+    (src / "train_xs.jsonl").write_bytes(b"\xef\xbb\xbf" + train.replace(b"leg warmers", b"leg \xef\xbb\xbfwarmers"))
+    cs.prepare("winogrande", str(tmp_path), tmp_path / "out", {"config": "winogrande_xs", "validation_fraction": 0.5})
+    text = (tmp_path / "out/train.jsonl").read_text(encoding="utf-8") + (tmp_path / "out/validation.jsonl").read_text(encoding="utf-8")
+    assert "\ufeff" not in text and "leg warmers" in text
+    lines = train.split(b"\n")
+    lines[2] = lines[2].replace(b"Kyle", b"Ky\xe9le")
+    (src / "train_xs.jsonl").write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match=r"train_xs\.jsonl:3: invalid UTF-8 \(byte 0xe9"):
+        cs.prepare("winogrande", str(tmp_path), tmp_path / "out", {"config": "winogrande_xs"})
