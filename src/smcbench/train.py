@@ -585,6 +585,9 @@ def run_training(spec: RunSpec) -> dict:
     memory = MemoryMeter(device)
     run_label = str(spec.out_dir)
     target = float(p["target_sparsity"])
+    if info.distill_from_dense and spec.teacher_weights is None:
+        raise TrainingError(f"run {run_label}: method {name!r} distills from the dense fine-tune: "
+                            "pass --teacher-weights")
     seed_everything(spec.seed)
 
     # --- task, model, starting weights, method ----------------------------------------------
@@ -594,6 +597,8 @@ def run_training(spec: RunSpec) -> dict:
     scope = resolve_run_scope(model, scope_name)
     # θ_pre: the pre-trained weights with the seeded head init (rewind target, drift reference)
     pre_state = copy_parameters(model) if info.keeps_pretrained else None
+    # which of them are fresh inits (drift.csv); now, while memory is far below the training peak
+    fresh = fresh_tensors(task, pre_state, scope) if info.records_drift else None
     if info.start_from != "pretrained":
         if spec.start_weights is None:
             raise TrainingError(f"run {run_label}: method {name!r} starts from trained weights but none were given")
@@ -626,9 +631,6 @@ def run_training(spec: RunSpec) -> dict:
     selector = Selector(task, target, bool(training.get("report_best_on_test", False)), run_label, total_steps)
     loss_fn = task.loss
     if info.distill_from_dense:
-        if spec.teacher_weights is None:
-            raise TrainingError(f"run {run_label}: method {name!r} distills from the dense fine-tune: "
-                                "pass --teacher-weights")
         kd = method.config
         if not hasattr(kd, "kd_alpha") or not hasattr(kd, "kd_temperature"):
             raise TrainingError(f"method {name!r} sets distill_from_dense but its settings class "
@@ -701,6 +703,7 @@ def run_training(spec: RunSpec) -> dict:
         selector.evaluate(model, final_mask, pos["step"])
     if selector.best["state"] != LIVE:
         model.load_state_dict(selector.best["state"])
+        selector.best["state"] = None  # the copy is the live model now
     if selector.best["mask"] is not None:
         final_mask = Mask(selector.best["mask"])
     model.eval()
@@ -723,7 +726,7 @@ def run_training(spec: RunSpec) -> dict:
                                                              "target_sparsity": str(target)})
     write_csv(spec.out_dir / "layerwise.csv", layerwise)
     if info.records_drift:
-        write_csv(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state, fresh_tensors(task, pre_state, scope)))
+        write_csv(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state, fresh))
     if spec.save_model:
         save_weights(model, spec.out_dir / "model.safetensors")
     metrics = {
