@@ -191,6 +191,33 @@ def interleave(args) -> None:
         print(f"| {m} | {v:.2f} s | {runs} | {med['kthvalue'] / v:.1f}x |")
 
 
+def mask_files(args) -> None:
+    """Size and save/load time of the selected mask on disk: bit-packed vs one bool per weight."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from smcbench.sparsity.mask import Mask
+    from smcbench.sparsity.select import select_global
+
+    torch.set_num_threads(args.threads)
+    weights = build(args.scale, torch.float32)
+    n = sum(w.numel() for w in weights.values())
+    mask = Mask(select_global(weights, int(args.sparsity * n + 0.5), absolute=True).mask)
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        mask.save(f"{d}/packed.safetensors")
+        t_save = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        back = Mask.load(f"{d}/packed.safetensors")
+        t_load = time.perf_counter() - t0
+        assert all(torch.equal(back[k], mask[k]) for k in mask)
+        save_file(dict(mask), f"{d}/bool.safetensors")
+        packed, plain = os.path.getsize(f"{d}/packed.safetensors"), os.path.getsize(f"{d}/bool.safetensors")
+    print(f"{n / 1e6:.1f}M weights: bit-packed {packed / 2**20:.1f} MiB (save {t_save:.2f} s, load {t_load:.2f} s, "
+          f"round trip exact) vs bool {plain / 2**20:.1f} MiB ({plain / packed:.2f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of each tensor's rows (1 = 355M)")
@@ -206,6 +233,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=0, help="override select.CHUNK (elements per streamed chunk)")
     ap.add_argument("--interleave", action="store_true",
                     help="kthvalue vs select_global vs its radix passes, alternately in one process")
+    ap.add_argument("--mask-files", action="store_true",
+                    help="size and save/load time of the selected mask, bit-packed vs bool")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
@@ -214,6 +243,8 @@ def main() -> None:
         return worker(args)
     if args.interleave:
         return interleave(args)
+    if args.mask_files:
+        return mask_files(args)
 
     def spawn(method, dtype, scale):
         cmd = [sys.executable, __file__, "--worker", "--method", method, "--dtype", dtype, "--scale", str(scale),

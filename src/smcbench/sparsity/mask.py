@@ -223,7 +223,7 @@ class Mask(Mapping[str, torch.Tensor]):
                 if t.dtype != torch.uint8 or t.dim() != 1 or t.numel() != (numel + 7) // 8:
                     raise MaskError(f"{what} {path}: tensor {n!r} should be {(numel + 7) // 8} packed bytes "
                                     f"(uint8) for shape {shapes[n]}, found {t.dtype} {tuple(t.shape)}")
-                bits = np.unpackbits(t.numpy(), count=numel).astype(bool)
+                bits = np.unpackbits(t.numpy(), count=numel).view(np.bool_)  # 0/1 bytes: no copy
                 tensors[n] = torch.from_numpy(bits).reshape(shapes[n])
         else:
             for n in names:
