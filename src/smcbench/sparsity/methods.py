@@ -22,7 +22,7 @@ RigL                <init>+rigl                drop/grow per layer every delta_t
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
