@@ -231,8 +231,8 @@ def test_empty_run_methods(demo_cfg):
 
 
 def test_synthetic_dataset_and_model_from_different_worlds(demo_cfg):
-    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_2to2"]["settings"].update(world_seed=8),
-            "datasets.demo_mt_2to2.settings.world_seed=8", "models.demo_mbart.settings.world_seed=7", "same world")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_5to5"]["settings"].update(world_seed=8),
+            "datasets.demo_mt_5to5.settings.world_seed=8", "models.demo_mbart.settings.world_seed=7", "same world")
     rejects(demo_cfg, lambda c: c["models"]["demo_roberta"]["settings"].update(n_people=50),
             "datasets.demo_cs_easy.settings.n_people=60", "n_people=50")
 
@@ -246,10 +246,10 @@ def test_model_the_dataset_cannot_use():
 
 
 def test_repeated_language(demo_cfg):
-    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_2to2"]["settings"].update(languages=["fr", "fr"]),
-            "datasets.demo_mt_2to2.settings.languages=['fr', 'fr'] repeats an item")
-    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_2to2"]["settings"].update(languages=["fr", "en"]),
-            "datasets.demo_mt_2to2.settings.languages[1]='en' is not one of cs, de")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_5to5"]["settings"].update(languages=["fr", "fr"]),
+            "datasets.demo_mt_5to5.settings.languages=['fr', 'fr'] repeats an item")
+    rejects(demo_cfg, lambda c: c["datasets"]["demo_mt_5to5"]["settings"].update(languages=["fr", "en"]),
+            "datasets.demo_mt_5to5.settings.languages[1]='en' is not one of cs, de")
 
 
 @pytest.mark.parametrize("mutate, fragment", [
