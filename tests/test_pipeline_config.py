@@ -439,3 +439,14 @@ def test_source_pins_are_typed():
     bad["datasets"]["d"]["sha256"] = "xyz"
     with pytest.raises(C.ConfigError, match=r"datasets\.d\.sha256='xyz' does not match .*64 lowercase hex digits"):
         C.validate_config(bad)
+
+
+def test_editing_a_validated_config_then_validating_again_refreshes_the_params():
+    cfg = C.validate_config(base_cfg())
+    before = json.loads(C.train_params(cfg, "d", "m", "gmp", "paper", "s0.2000"))
+    cfg["datasets"]["d"]["training"]["lr"] = 0.5
+    cfg["methods"]["gmp"]["delta_t"] = 7
+    C.validate_config(cfg)
+    after = json.loads(C.train_params(cfg, "d", "m", "gmp", "paper", "s0.2000"))
+    assert before["task"]["training"]["lr"] == 1e-4 and after["task"]["training"]["lr"] == 0.5
+    assert after["method_settings"]["delta_t"] == 7

@@ -558,7 +558,8 @@ def _job_params(cfg: dict, dataset: str, model: str, method: str, scope: str, le
 
 # The normalized settings of the config validated last, as canonical JSON pieces per (dataset,
 # model) and (dataset, method): planning builds thousands of params from a few dozen pieces, and
-# nothing is validated again per job. Filled lazily; reset by validate_config.
+# nothing is validated again per job. Filled lazily; reset by validate_config. A config edited in
+# place after its params were built must be validated again (any other dict is never cached).
 _PIECES: list = [None, {}]
 
 
