@@ -137,3 +137,14 @@ def test_a_subset_run_keeps_the_other_models_rows(tmp_path):
     assert [(r["model"], r["params"]) for r in merged] == [("gts", "4"), ("esm1b", "3"), ("tape", "1")]
     S.write_smoke_csv(tmp_path / "s.csv", merged)
     assert [r["model"] for r in S.read_smoke_csv(tmp_path / "s.csv")] == ["gts", "esm1b", "tape"]
+
+
+def test_markdown_rows_mark_missing_values_and_failures():
+    rows = [{"model": "gts", "params": "144008708", "scope_params": "143864832", "step_seconds": "73.0",
+             "peak_rss_mb": "3747.0", "target_sparsity": "0.6723", "realized_sparsity": "0.6723", "dataset": "svamp",
+             "method": "gmp", "dense_step_seconds": "45.4", "dense_peak_rss_mb": "3470.0", "status": "ok"},
+            {"model": "tape", "params": "5", "dataset": "meltome", "method": "gmp", "status": "failed (x)"}]
+    ok, bad = S.markdown_rows(rows)
+    assert ok == ("| gts | 144,008,708 | 143,864,832 | 73.0 | 3,747 | 0.6723 | 0.6723 | svamp / gmp | "
+                  "45.4 / 3,470 |")
+    assert "| — |" in bad and "(failed (x))" in bad

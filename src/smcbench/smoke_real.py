@@ -404,6 +404,22 @@ def merge_rows(old: list[dict], new: list[dict], order: list[str]) -> list[dict]
     return [by_model[m] for m in order if m in by_model] + [r for m, r in by_model.items() if m not in order]
 
 
+def markdown_rows(rows: list[dict]) -> list[str]:
+    """smoke.csv rows as the table lines of bench/README.md (``python -m smcbench.smoke_real table``)."""
+    def f(x, fmt="{}"):
+        return "—" if x in (None, "") else fmt.format(float(x)) if fmt != "{}" else str(x)
+
+    out = []
+    for r in rows:
+        ok = r.get("status") == "ok"
+        out.append(f"| {r['model']} | {f(r.get('params'), '{:,.0f}')} | {f(r.get('scope_params'), '{:,.0f}')} | "
+                   f"{f(r.get('step_seconds'), '{:.1f}')} | {f(r.get('peak_rss_mb'), '{:,.0f}')} | "
+                   f"{f(r.get('target_sparsity'))} | {f(r.get('realized_sparsity'))} | "
+                   f"{r.get('dataset')} / {r.get('method')}{'' if ok else ' (' + str(r.get('status')) + ')'} | "
+                   f"{f(r.get('dense_step_seconds'), '{:.1f}')} / {f(r.get('dense_peak_rss_mb'), '{:,.0f}')} |")
+    return out
+
+
 # === driver =====================================================================================
 def default_samples(repo: Path) -> Path:
     env = os.environ.get("SMCBENCH_REAL_SAMPLES")
@@ -435,7 +451,7 @@ def _snakemake(configfile: Path, targets: list[str], cores: int, log: Callable[[
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m smcbench.smoke_real", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", nargs="?", default="run", choices=["run", "build"])
+    ap.add_argument("command", nargs="?", default="run", choices=["run", "build", "table"])
     ap.add_argument("--samples", type=Path, default=None, help="real dataset records (default: $SMCBENCH_REAL_SAMPLES "
                     "or shared/real-samples next to the repository)")
     ap.add_argument("--config", type=Path, default=CONFIG)
@@ -450,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"smoke-real: {msg}", file=sys.stderr, flush=True)
 
+    if a.command == "table":
+        print("\n".join(markdown_rows(read_smoke_csv(OUT / "smoke.csv"))))
+        return 0
     repo = Path.cwd()
     samples = (a.samples or default_samples(repo)).resolve()
     if not samples.is_dir():
