@@ -122,3 +122,15 @@ def test_obert_roadmap_draws_the_steps_that_ran(tmp_path):
     t2 = pd.read_csv(s2 / "tables" / "obert_roadmap.csv")
     assert set(t2.loc[t2["note"] == "no results", "method"]) == {"imp_lrr_kd", "obert"}
     assert (s2 / "figures" / "obert_roadmap.png").stat().st_size > 20000   # a real figure, not the placeholder
+
+
+def test_obert_roadmap_takes_every_step_from_the_roadmap_extra(tmp_path):
+    # the roadmap extra (scope no_embeddings_heads) holds lth and obert; lth also runs in the main grid
+    extra = [{"dataset": "cs_easy", "method": m, "scope": "no_embeddings_heads", "extra": "obert", "level": k,
+              "target": round(1 - 0.8 ** k, 6)} for k in (1, 2) for m in ("lth", "obert")]
+    s = make_suite(tmp_path, methods=("dense", "lth", "imp_lrr"), levels=(1, 2), seeds=(0,), extra_rows=extra)
+    assert analyze(["obert", "--results", str(s / "results.csv"), "--root", str(tmp_path)]) == 0
+    t = pd.read_csv(s / "tables" / "obert_roadmap.csv")
+    ran = t[t["note"].isna()]
+    assert set(ran.loc[ran["method"] == "lth", "scope"]) == {"no_embeddings_heads"}
+    assert set(ran.loc[ran["method"] == "imp_lrr", "extra"]) == {"main"}     # not in the extra: main grid

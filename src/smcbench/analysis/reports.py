@@ -339,8 +339,10 @@ ROADMAP = (("LTH", "lth"), ("+LRR", "imp_lrr"), ("+KD", "imp_lrr_kd"), ("oBERT",
 
 def run_obert(inp: Inputs, out_dir: Path) -> None:
     """oBERT roadmap (paper Fig. 9): LTH → +LRR (``imp_lrr``) → +KD (``imp_lrr_kd``) → oBERT
-    (``obert``), drawn from whichever of these methods have rows (main grid first, else any extra);
-    absent steps are named in each panel and listed in the table."""
+    (``obert``), drawn from whichever of these methods have rows, all from the run set that holds
+    the roadmap (the extra run with ``obert``, e.g. scope ``no_embeddings_heads``; else the one with
+    most steps, the main grid on a tie); absent steps are named in each panel and listed in the
+    table."""
     import pandas as pd
 
     from .figures import plot_curves
@@ -351,12 +353,21 @@ def run_obert(inp: Inputs, out_dir: Path) -> None:
             "realized_mean", "mean", "spread", "n_seeds", "dense_mean", "diff_vs_dense", "note"]
     methods = [m for _, m in ROADMAP]
     rm = pts[pts["method"].isin(methods)]
-    # one source per method: its main-grid rows when it has them, else its first extra
-    keep = []
-    for (ds, model, method), g in rm.groupby(["dataset", "model", "method"], sort=False):
-        extras = list(g["extra"].unique())
-        src = MAIN if MAIN in extras else sorted(extras)[0]
-        keep.append(g[g["extra"] == src])
+    # One source per (dataset, model): the run set holding the roadmap (the extra with the most of
+    # its steps, `obert` first; the main grid on a tie), so every step shares one scope; a step
+    # missing there falls back to the main grid (then to any extra) and is marked as such.
+    keep, fallback = [], {}
+    for (ds, model), g in rm.groupby(["dataset", "model"], sort=False):
+        def rank(extra):
+            here = set(g.loc[g["extra"] == extra, "method"])
+            return (OBERT in here, len(here), extra == MAIN)
+        home = max(g["extra"].unique(), key=rank)
+        for method, mg in g.groupby("method", sort=False):
+            extras = list(mg["extra"].unique())
+            src = home if home in extras else (MAIN if MAIN in extras else sorted(extras)[0])
+            keep.append(mg[mg["extra"] == src])
+            if src != home:
+                fallback.setdefault((ds, model), []).append(f"{method} from {src}")
     rm = pd.concat(keep, ignore_index=True) if keep else rm
     if rm.empty:
         note = ("No results for any step of the oBERT roadmap (lth, imp_lrr, imp_lrr_kd, obert) in "
@@ -394,8 +405,12 @@ def run_obert(inp: Inputs, out_dir: Path) -> None:
         for (ds, model, split), ax in panels.items():
             here = set(rm[(rm["dataset"] == ds) & (rm["model"] == model) & (rm["split"] == split)]["method"])
             absent = [f"{s} ({m})" for s, m in ROADMAP if m not in here]
-            if absent:
-                ax.text(0.99, 0.97, "no results yet: " + ", ".join(absent), transform=ax.transAxes,
+            notes = (["no results yet: " + ", ".join(absent)] if absent else []) + \
+                [f"{x} (other scope)" for x in fallback.get((ds, model), [])]
+            scopes = sorted(set(rm[(rm["dataset"] == ds) & (rm["model"] == model)]["scope"]))
+            ax.set_title(ax.get_title() + f" · scope {', '.join(scopes)}", fontsize=8)
+            if notes:
+                ax.text(0.99, 0.97, "\n".join(notes), transform=ax.transAxes,
                         ha="right", va="top", fontsize=6.5, color="0.3",
                         bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
         return fig
