@@ -1,7 +1,7 @@
-"""Every row of the README table "Bad inputs": a bad input gets a clear error (naming the bad value and the
+"""The rows of docs/bad-inputs.md: a bad input gets a clear error (naming the bad value and the
 valid choices or the fix) before or at the start of the job, never a traceback deep in torch.
 
-Each test is named after its row. Rows caught by ``validate_config`` (what the Snakefile runs
+Each test is named after its row (rows of bad files name tests in their area's test files). Rows caught by ``validate_config`` (what the Snakefile runs
 before planning any job) are checked there; rows caught only when a job starts are checked at
 that entry point (``prepare``, ``make_pretrained``, the training loop, the SLURM plugin).
 """
