@@ -28,10 +28,20 @@ SETTINGS = {"variant": "easy", "world_seed": 7, "n_train": 40, "n_test": 20, "va
             "max_length": 32}
 
 
+CPU: list[float] = []  # CPU seconds (user + sys) of each timed command, in order
+
+
 def timed(cmd, env, cwd=ROOT) -> float:
+    """Wall seconds of ``cmd``; its CPU seconds go to ``CPU`` (less sensitive to other load)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 SYNTHETIC = """
@@ -99,10 +109,15 @@ def job_counts(snakemake, env, tmp) -> dict[str, int]:
     out = subprocess.run([snakemake, "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
                           "all_figures", "--configfile", str(ROOT / "config.yaml")], env=env,
                          capture_output=True, text=True, check=True)
-    counts = {}
+    counts, in_table = {}, False
     for line in out.stdout.splitlines():
+        if line.startswith("Job stats"):
+            in_table = True
+            continue
         parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+        if in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
             counts[parts[0]] = int(parts[1])
     return counts
 
@@ -134,14 +149,17 @@ def main() -> None:
                      "all_figures", "--configfile", str(ROOT / "config.yaml")]
         syn_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(synfile), "--directory", tmp, "all_figures"]
         plan, floor = [], []
+        CPU.clear()
         for _ in range(a.repeats):  # interleaved: both see the same machine load
             plan.append(timed(paper_cmd, env))
             floor.append(timed(syn_cmd, env))
     p, f = statistics.median(plan), statistics.median(floor)
+    pc, fc = statistics.median(CPU[0::2]), statistics.median(CPU[1::2])
     print(f"snakemake -n, paper grid ({sum(real.values())} jobs: {real}): median {p:.2f} s over {a.repeats} "
           f"({', '.join(f'{x:.2f}' for x in plan)})")
     print(f"snakemake -n, synthetic Snakefile with the same job counts ({sum(syn.values())} jobs + all_figures): "
           f"median {f:.2f} s ({', '.join(f'{x:.2f}' for x in floor)}); ratio {p / f:.2f}x")
+    print(f"CPU seconds (user + sys), medians: paper grid {pc:.2f} s, synthetic {fc:.2f} s; ratio {pc / fc:.2f}x")
     if a.skip_server:
         return
 

@@ -195,8 +195,8 @@ def test_editing_the_training_loop_reruns_training_not_data(done):
 
 def test_a_cosmetic_edit_of_a_rule_shell_string_reruns_nothing(done):
     repo, _ = done
-    with edited(repo / "workflow" / "rules" / "train.smk", '"--threads {threads} --log {log} {params.start}',
-                '"--threads {threads}  --log {log} {params.start}'):
+    with edited(repo / "workflow" / "rules" / "train.smk", '"--threads {threads} --log {log} {params.starts}',
+                '"--threads {threads}  --log {log} {params.starts}'):
         assert planned(dry_run(done)) == {}
 
 

@@ -59,6 +59,17 @@ def _tree(path: Path) -> ast.Module:
 
 
 @functools.lru_cache(maxsize=None)
+def _lines(path: Path) -> tuple[str, ...]:
+    return tuple(path.read_text(encoding="utf-8").splitlines())
+
+
+def _segment(path: Path, node: ast.AST) -> str:
+    """The source lines of a top-level statement (``ast.get_source_segment`` re-splits the whole
+    file on every call: too slow for planning)."""
+    return "\n".join(_lines(path)[node.lineno - 1:node.end_lineno])
+
+
+@functools.lru_cache(maxsize=None)
 def direct_imports(module: str) -> tuple[str, ...]:
     """smcbench modules that ``module`` imports anywhere in its source (also inside functions)."""
     path = module_file(module)
@@ -158,17 +169,17 @@ def family_version(family: str) -> str:
     return _files_version(closure(roots, exclude=frozenset(exclude)))
 
 
-def _class_segments(tree: ast.Module, source: str, name: str, seen: set[str]) -> list[str]:
+def _class_segments(path: Path, name: str, seen: set[str]) -> list[str]:
     """Source of class ``name`` and of its base classes defined in the same module."""
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    classes = {n.name: n for n in _tree(path).body if isinstance(n, ast.ClassDef)}
     if name in seen or name not in classes:
         return []
     seen.add(name)
     node = classes[name]
-    out = [ast.get_source_segment(source, node) or ""]
+    out = [_segment(path, node)]
     for base in node.bases:
         if isinstance(base, ast.Name):
-            out += _class_segments(tree, source, base.id, seen)
+            out += _class_segments(path, base.id, seen)
     return out
 
 
@@ -182,10 +193,8 @@ def method_version(method: str) -> str:
     path = module_file(module)
     if path is None:
         raise ValueError(f"method {method!r}: module {module!r} is not part of {PACKAGE}")
-    source = path.read_text(encoding="utf-8")
-    tree = _tree(path)
-    shared = [ast.get_source_segment(source, n) or "" for n in tree.body if not isinstance(n, ast.ClassDef)]
-    own = _class_segments(tree, source, cls, set())
+    shared = [_segment(path, n) for n in _tree(path).body if not isinstance(n, ast.ClassDef)]
+    own = _class_segments(path, cls, set())
     if not own:
         raise ValueError(f"method {method!r}: class {cls!r} not found in {path.name}")
     return _digest([(module, "\n".join(shared).encode()), (cls, "\n".join(own).encode())])

@@ -1,6 +1,7 @@
 # Shared helpers: the run plan from smcbench.config (torch-free), wildcard constraints, input
 # functions. Every job gets only its own settings, as canonical JSON, through params.
 
+import functools
 import re
 
 from smcbench import config as C
@@ -42,9 +43,15 @@ ENV_ANALYSIS = "../../envs/analysis.yaml"
 ENV_BY_ARCH = {"esm_if1": "../../envs/esmif.yaml"}  # fair-esm's inverse folding (ESM-IF1)
 
 
-def model_env(w):
+def _model_env(w):
     """The env of a job that builds model `w.model`: the torch env, or its arch's own env."""
     return ENV_BY_ARCH.get(config["models"][w.model].get("arch"), ENV_TORCH)
+
+
+# A function env is evaluated per job (Snakemake cannot cache it): use it only when a planned run
+# needs another env than the torch one.
+model_env = (_model_env if any(config["models"][r.model].get("arch") in ENV_BY_ARCH for r in RUNS)
+             else ENV_TORCH)
 
 
 # --- resources ---------------------------------------------------------------------------------
@@ -61,23 +68,24 @@ RESOURCE_DEFAULTS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _resources(group, names):
+    """The resources of a job of `group` whose model/dataset/method names are `names`."""
+    table = config.get("resources") or {}
+    merged = {**RESOURCE_DEFAULTS[group], **(table.get(group) or {})}
+    for name in names:
+        merged.update(table.get(f"{group}/{name}") or {})
+    return merged
+
+
 def _resource_names(w):
-    names = [getattr(w, key) for key in ("model", "dataset") if hasattr(w, key)]
-    names += [getattr(w, key) for key in ("method", "imp", "init") if hasattr(w, key)]
-    return names
+    keys = w.keys()
+    return tuple(w[key] for key in ("model", "dataset", "method", "imp") if key in keys)
 
 
 def resource(group, key):
     """A job's `key` resource of rule group `group` (see RESOURCE_DEFAULTS), from the config."""
-    table = config.get("resources") or {}
-
-    def value(w):
-        v = (table.get(group) or {}).get(key, RESOURCE_DEFAULTS[group][key])
-        for name in _resource_names(w):
-            v = (table.get(f"{group}/{name}") or {}).get(key, v)
-        return v
-
-    return value
+    return lambda w: _resources(group, _resource_names(w))[key]
 
 
 def runtime(group):
@@ -127,6 +135,13 @@ def download_spec(entry):
     """What the download step fetches, as canonical JSON: the source and its pins."""
     keys = ("source", "revision", "sha256", "files")
     return C.canonical_json({k: entry[k] for k in keys if entry.get(k) is not None})
+
+
+def start_args(input):
+    """`smcbench train` arguments for the job's optional inputs (derived from the input files,
+    so not a tracked param)."""
+    flags = {"start": "--start-weights", "mask": "--prev-mask", "teacher": "--teacher-weights"}
+    return " ".join(f"{flag} {input[key]}" for key, flag in flags.items() if key in input.keys())
 
 
 def imp_inputs(w):
@@ -187,18 +202,25 @@ ANALYSIS_INPUT = {
 }
 
 
-# per-run files an analysis reads besides results.csv (all runs of the table, see results.smk)
-ANALYSIS_RUN_FILES = {"layerwise": ["layerwise.csv"], "iou": ["mask.safetensors"], "drift": ["drift.csv"],
-                      "cost": ["metrics.json", "benchmark.tsv"]}
+# per-run files an analysis reads besides results.csv, primary_metrics.json and config.json (the
+# cost analysis takes wall time and peak memory from results.csv)
+ANALYSIS_RUN_FILES = {"layerwise": ["layerwise.csv"], "iou": ["mask.safetensors"], "drift": ["drift.csv"]}
+
+
+def _figure_levels():
+    levels = (config.get("analysis") or {}).get("layerwise_levels")
+    return set(levels) if levels else None
 
 
 def analysis_run_files(name):
-    """The run files analysis `name` reads: masks of sparse runs, drift of runs that record it,
-    layerwise tables, metrics and benchmark records of every run."""
+    """The run files analysis `name` reads: every run's layerwise table, the masks of sparse runs
+    at the figure levels (`analysis.layerwise_levels`, default all), drift of runs that record it."""
+    levels = _figure_levels()
     files = []
     for fname in ANALYSIS_RUN_FILES.get(name, []):
         for r in RUNS:
-            if fname == "mask.safetensors" and r.method == "dense":
+            if fname == "mask.safetensors" and (r.method == "dense" or (
+                    levels is not None and C.parse_level(r.level)[0] not in levels)):
                 continue
             if fname == "drift.csv" and not METHODS[r.method].records_drift:
                 continue

@@ -46,8 +46,7 @@ rule train:
     params:
         p=lambda w: C.train_params(config, w.dataset, w.model, w.method, C.scope_from_path(w.scope), w.level),
         code=lambda w: job_version(w.dataset, w.method),
-        start=lambda w, input: f"--start-weights {input.start}" if "start" in input.keys() else "",
-        teacher=lambda w, input: f"--teacher-weights {input.teacher}" if "teacher" in input.keys() else "",
+        starts=lambda w, input: start_args(input),
     log:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/log.txt",
     benchmark:
@@ -62,7 +61,7 @@ rule train:
     shell:
         "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
-        "--threads {threads} --log {log} {params.start} {params.teacher}"
+        "--threads {threads} --log {log} {params.starts}"
 
 
 rule train_imp:
@@ -76,8 +75,7 @@ rule train_imp:
     params:
         p=lambda w: C.train_params(config, w.dataset, w.model, w.imp, C.scope_from_path(w.scope), w.level),
         code=lambda w: job_version(w.dataset, w.imp),
-        mask=lambda w, input: f"--prev-mask {input.mask}" if "mask" in input.keys() else "",
-        teacher=lambda w, input: f"--teacher-weights {input.teacher}" if "teacher" in input.keys() else "",
+        starts=lambda w, input: start_args(input),
     log:
         "results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/log.txt",
     benchmark:
@@ -92,4 +90,4 @@ rule train_imp:
     shell:
         "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
-        "--threads {threads} --log {log} --start-weights {input.start} {params.mask} {params.teacher} --save-model"
+        "--threads {threads} --log {log} {params.starts} --save-model"
