@@ -39,6 +39,9 @@ def main() -> int:
     ap.add_argument("--levels", type=int, nargs="*", default=[1])
     ap.add_argument("--work", default="/tmp/smcbench-bench")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--zero-scope", action="store_true",
+                    help="also evaluate the dense model with every weight of the dataset's scope zeroed "
+                         "(no retraining): does the label live in the pruned weights?")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -82,11 +85,31 @@ def main() -> int:
                     rows = [r for r in m["rows"] if r["split"].startswith("test")]
                     prim = m.get("primary_metric")
                     vals = {r["split"]: (r["value"], r.get("baseline")) for r in rows if r["metric"] == prim}
+                    if a.zero_scope and method == "dense":
+                        print(f"{a.dataset} {model} fold {fold} dense seed {seed}, scope {scope} zeroed: "
+                              f"test={_zeroed_accuracy(d['family'], a.dataset, params, data, pre, out, seed, scope):.1f}",
+                              flush=True)
                     print(f"{a.dataset} {model} fold {fold} {method} {level} seed {seed}: "
                           + " ".join(f"{s}={v:.1f} (baseline {b:.1f})" for s, (v, b) in vals.items())
                           + f"  {sec:.1f} s wall, {cpu:.1f} CPU s, {m.get('step_seconds', 0) * 1000:.0f} ms/step, "
                           f"best step {m['selection']['step']}/{m['selection']['total_steps']}", flush=True)
     return 0
+
+
+def _zeroed_accuracy(family, dataset, params, data, pre, out, seed, scope) -> float:
+    from safetensors.torch import load_file
+
+    from smcbench.sparsity.scopes import resolve_scope
+    from smcbench.tasks import task_class
+
+    task = task_class(family)(dataset, params["task"], data, pre, seed)
+    model = task.build_model()
+    model.load_state_dict(load_file(str(out / "model.safetensors")), strict=False)
+    weights = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in resolve_scope(model, scope):
+            weights[name].zero_()
+    return task.evaluate(model, "test")[task.primary_metric]
 
 
 if __name__ == "__main__":
