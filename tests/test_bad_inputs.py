@@ -150,14 +150,20 @@ def test_imp_prune_fraction_that_misses_the_levels(demo_cfg):
     """IMP round k reaches 1 - (1 - f)**k; the levels are 1 - 0.8**k, so f = 0.3 fails every round."""
     rejects(demo_cfg, lambda c: c["methods"]["lth"].update(prune_fraction=0.3),
             "method 'lth' at level 1", "prune_fraction=0.3", "0.2")
-    rejects(demo_cfg, lambda c: c["datasets"]["demo_cs_easy"].update(method_overrides={"imp_lrr": {"prune_fraction": 0.3}}),
-            "datasets.demo_cs_easy", "'imp_lrr'", "prune_fraction=0.3")
+    def override(c):
+        c.pop("extra_runs", None)
+        c["datasets"]["demo_cs_easy"].update(run_methods=["dense", "imp_lrr"],
+                                             method_overrides={"imp_lrr": {"prune_fraction": 0.3}})
+
+    rejects(demo_cfg, override, "datasets.demo_cs_easy: method 'imp_lrr' at level 1", "prune_fraction=0.3")
 
 
 def test_imp_at_a_target_it_cannot_reach(demo_cfg):
     """An iterative method at an explicit target runs one round: the target must be prune_fraction."""
-    rejects(demo_cfg, lambda c: c["extra_runs"][0].update(targets=[0.05]),
-            "extra_runs[0] on demo_cs_easy", "'lth' at target 0.05", "prune_fraction=0.2")
+    def target(c):
+        c["extra_runs"] = [{"name": "x", "datasets": ["demo_cs_easy"], "methods": ["lth"], "targets": [0.05]}]
+
+    rejects(demo_cfg, target, "extra_runs[0] on demo_cs_easy", "'lth' at target 0.05", "prune_fraction=0.2")
 
 
 def test_folds_out_of_range(demo_cfg):
