@@ -53,3 +53,10 @@ def test_demo_baseline_is_the_strongest_surface_reader(tmp_path):
         assert base["n"] == 400 and base["accuracy"] == 50.0  # not chance (25 %)
         assert h["typed_in_passage"] == (100.0 if variant == "easy" else 50.0)
         assert meta["generator"].endswith(f"v{S.GENERATOR_VERSION}")
+
+
+def test_logits_are_the_choice_scores():
+    task = cs.CommonsenseTask.__new__(cs.CommonsenseTask)
+    scores = torch.randn(3, 4)
+    task._scores = lambda model, batch: scores
+    assert task.logits(None, {}) is scores

@@ -220,6 +220,10 @@ class CommonsenseTask(Task):
         total = torch.zeros(b * c, dtype=token_lp.dtype, device=ids.device).index_add_(0, seq, token_lp)
         return (total / span.sum(1).clamp(min=1)).view(b, c)
 
+    def logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, C) choice scores of ``batch`` (what distillation from a dense teacher matches)."""
+        return self._scores(model, batch)
+
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Cross-entropy over choices; WinoGrande-MLM: fairseq's margin ranking loss."""
         scores = self._scores(model, batch)
