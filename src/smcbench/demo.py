@@ -7,6 +7,7 @@ It starts the warm job server (see :mod:`smcbench.server`), runs Snakemake on th
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,18 +61,31 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
                                  # swallow a target that follows it (`--quiet rules all_figures`)
                                  "--quiet=rules", *extra, *targets]
         print("+ " + " ".join(cmd), file=sys.stderr)
+        t_setup = time.time() - t0
+        t_snake = time.time()
         code = subprocess.call(cmd, env=env)
         t_run = time.time() - t0
         if code == 0 and not dry_run:
             suite = _suite(configfile)
             report = f"results/{suite}/report.html"
+            t_rep = time.time()
             rc = subprocess.call(snakemake_cmd() + ["--configfile", configfile, *extra, "--report", report, *targets],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            print(f"\nsmcbench demo: workflow done in {t_run:.0f}s; figures in results/{suite}/figures/, "
-                  f"tables in results/{suite}/tables/"
-                  + (f", report {report}" if rc == 0 else " (the HTML report failed; run snakemake --report)"),
+            t_rep = time.time() - t_rep
+            workdir = _workdir(extra)
+            print(f"\nsmcbench demo: workflow done in {t_run:.0f}s; figures in {workdir / 'results' / suite / 'figures'}/, "
+                  f"tables in {workdir / 'results' / suite / 'tables'}/"
+                  + (f", report {workdir / report}" if rc == 0 else " (the HTML report failed; run snakemake --report)"),
                   file=sys.stderr)
-            _print_matching_table(_workdir(extra) / "results" / suite / "results.csv")
+            _print_matching_table(workdir / "results" / suite / "results.csv")
+            try:
+                log = _snakemake_log(workdir, t_snake)
+                split = time_split(log, configfile, t_snake) if log else None
+            except (OSError, ValueError) as e:  # the summary must never fail the demo
+                split = None
+                print(f"smcbench demo: no time split ({e})", file=sys.stderr)
+            if split is not None:
+                print("\n" + format_time_split(split, setup=t_setup, report=t_rep, total=time.time() - t0))
         return code
     finally:
         if server is not None and server.poll() is None:
@@ -85,6 +99,83 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
             os.rmdir(sock_dir)
         except OSError:
             pass
+
+
+def _snakemake_log(workdir: Path, since: float) -> Path | None:
+    """The log Snakemake wrote for the run that started at ``since`` (``.snakemake/log/`` of its directory)."""
+    logs = [p for p in (workdir / ".snakemake" / "log").glob("*.snakemake.log") if p.stat().st_mtime >= since - 1]
+    return min(logs, key=lambda p: p.stat().st_mtime) if logs else None
+
+
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+_JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_WILD = re.compile(r"^\s+wildcards: (.*)$")
+_DONE = re.compile(r"^Finished jobid: (\d+)")
+_SETUP_RULES = {"download_dataset", "download_model", "prepare", "pretrained"}
+
+
+def time_split(log: Path, configfile: str, started: float) -> dict:
+    """Where a Snakemake run's wall time went, from its log (one-second time stamps).
+
+    Returns ``planning`` (start to the first job), ``jobs`` (first job start to last job end) and per
+    group (a family's pre-training/data jobs, its training jobs, the analyses) the job count, the
+    summed job wall seconds and the wall span from its first start to its last end.
+    """
+    import yaml
+
+    cfg = yaml.safe_load(Path(configfile).read_text())
+    fam = {n: e.get("family") for n, e in {**(cfg.get("datasets") or {}), **(cfg.get("models") or {})}.items()}
+    jobs: dict[str, dict] = {}
+    stamp, cur = None, None
+    for line in log.read_text(errors="replace").splitlines():
+        m = _STAMP.match(line)
+        if m:
+            stamp = time.mktime(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
+            cur = None
+            continue
+        if (m := _RULE.match(line)) and stamp is not None:
+            cur = {"rule": m.group(1), "start": stamp, "wild": ""}
+        elif (m := _JOBID.match(line)) and cur is not None:
+            jobs[m.group(1)] = cur
+        elif (m := _WILD.match(line)) and cur is not None:
+            cur["wild"] = m.group(1)
+        elif (m := _DONE.match(line)) and stamp is not None and m.group(1) in jobs:
+            jobs[m.group(1)]["end"] = stamp
+    done = [j for j in jobs.values() if "end" in j]
+    if not done:
+        raise ValueError(f"{log}: no finished job")
+    groups: dict[str, dict] = {}
+    for j in done:
+        w = dict(kv.split("=", 1) for kv in j["wild"].split(", ") if "=" in kv)
+        name = w.get("dataset") or w.get("model") or w.get("name")
+        family = fam.get(name)
+        if family is None:
+            key = "analysis, results table, figures"
+        elif j["rule"] in _SETUP_RULES:
+            key = f"{family}: data + pre-training"
+        else:
+            key = f"{family}: training"
+        g = groups.setdefault(key, {"n": 0, "job_s": 0.0, "first": j["start"], "last": j["end"]})
+        g["n"] += 1
+        g["job_s"] += j["end"] - j["start"]
+        g["first"], g["last"] = min(g["first"], j["start"]), max(g["last"], j["end"])
+    first = min(j["start"] for j in done)
+    return {"planning": max(0.0, first - started), "jobs": max(j["end"] for j in done) - first,
+            "n_jobs": len(done), "groups": groups}
+
+
+def format_time_split(split: dict, setup: float, report: float, total: float) -> str:
+    lines = ["smcbench demo: where the wall time went (seconds; job times from Snakemake's log, 1 s resolution)",
+             f"  set-up (job server)        {setup:6.0f}",
+             f"  Snakemake planning         {split['planning']:6.0f}",
+             f"  {split['n_jobs']:4d} jobs, first to last   {split['jobs']:6.0f}",
+             f"  report                     {report:6.0f}",
+             f"  total                      {total:6.0f}",
+             "  jobs by group: count, job-seconds (sum of the jobs' own wall time), wall span"]
+    for key, g in sorted(split["groups"].items(), key=lambda kv: kv[1]["first"]):
+        lines.append(f"    {key:38s} {g['n']:4d} {g['job_s']:7.0f} {g['last'] - g['first']:6.0f}")
+    return "\n".join(lines)
 
 
 def _workdir(extra: list[str]) -> Path:
