@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ...download import sha256_file
+from ...io import sha256_file
 from ..base import write_jsonl
 from .equations import MASK_IN_TEXT_RE, EquationError, canonical_constant, check_prefix, evaluate_prefix, is_constant
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import torch
 
-from ...download import sha256_file
+from ...io import sha256_file
 from ..base import write_jsonl
 from .formats import (DEFAULT_MAX_RESIDUES, ProteinDataError, csv_rows, parse_fasta, parse_header_attributes,
                       parse_pdb_backbone, safe_load_pickle, truncate, decoded_lines, clean_sequence)
