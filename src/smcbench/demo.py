@@ -80,7 +80,7 @@ def run_demo(cores: int = 2, configfile: str = "workflow/configs/demo.yaml", tar
             _print_matching_table(workdir / "results" / suite / "results.csv")
             try:
                 log = _snakemake_log(workdir, t_snake)
-                split = time_split(log, configfile, t_snake) if log else None
+                split = time_split(log, workdir / "results" / suite / "results.csv", t_snake) if log else None
             except (OSError, ValueError) as e:  # the summary must never fail the demo
                 split = None
                 print(f"smcbench demo: no time split ({e})", file=sys.stderr)
@@ -108,73 +108,73 @@ def _snakemake_log(workdir: Path, since: float) -> Path | None:
 
 
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
-_RULE = re.compile(r"^(?:local)?rule (\w+):$")
-_JOBID = re.compile(r"^\s+jobid: (\d+)$")
-_WILD = re.compile(r"^\s+wildcards: (.*)$")
-_DONE = re.compile(r"^Finished jobid: (\d+)")
+_DONE = re.compile(r"^Finished jobid: \d+ \(Rule: (\w+)\)")
 _SETUP_RULES = {"download_dataset", "download_model", "prepare", "pretrained"}
+_TRAIN_RULES = {"dense", "train", "train_imp"}
 
 
-def time_split(log: Path, configfile: str, started: float) -> dict:
-    """Where a Snakemake run's wall time went, from its log (one-second time stamps).
+def time_split(log: Path, results_csv: Path | None, started: float) -> dict:
+    """Where a Snakemake run's wall time went.
 
-    Returns ``planning`` (start to the first job), ``jobs`` (first job start to last job end) and per
-    group (a family's pre-training/data jobs, its training jobs, the analyses) the job count, the
-    summed job wall seconds and the wall span from its first start to its last end.
+    From Snakemake's log (one-second time stamps of each finished job; the demo runs Snakemake with
+    ``--quiet=rules``, so finish times are all it records): ``planning`` (start to the first job
+    finishing, the first jobs being near-instant downloads), the wall span of the data/pre-training
+    jobs, of the training jobs and of the analyses (from the last training job to the end). From
+    ``results.csv``: per family the training runs and their job-seconds (each job's own wall time,
+    ``wall_time_s`` of its metrics.json).
     """
-    import yaml
-
-    cfg = yaml.safe_load(Path(configfile).read_text())
-    fam = {n: e.get("family") for n, e in {**(cfg.get("datasets") or {}), **(cfg.get("models") or {})}.items()}
-    jobs: dict[str, dict] = {}
-    stamp, cur = None, None
+    done: list[tuple[str, float]] = []
+    stamp = None
     for line in log.read_text(errors="replace").splitlines():
-        m = _STAMP.match(line)
-        if m:
+        if m := _STAMP.match(line):
             stamp = time.mktime(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
-            cur = None
-            continue
-        if (m := _RULE.match(line)) and stamp is not None:
-            cur = {"rule": m.group(1), "start": stamp, "wild": ""}
-        elif (m := _JOBID.match(line)) and cur is not None:
-            jobs[m.group(1)] = cur
-        elif (m := _WILD.match(line)) and cur is not None:
-            cur["wild"] = m.group(1)
-        elif (m := _DONE.match(line)) and stamp is not None and m.group(1) in jobs:
-            jobs[m.group(1)]["end"] = stamp
-    done = [j for j in jobs.values() if "end" in j]
+        elif (m := _DONE.match(line)) and stamp is not None:
+            done.append((m.group(1), stamp))
     if not done:
         raise ValueError(f"{log}: no finished job")
-    groups: dict[str, dict] = {}
-    for j in done:
-        w = dict(kv.split("=", 1) for kv in j["wild"].split(", ") if "=" in kv)
-        name = w.get("dataset") or w.get("model") or w.get("name")
-        family = fam.get(name)
-        if family is None:
-            key = "analysis, results table, figures"
-        elif j["rule"] in _SETUP_RULES:
-            key = f"{family}: data + pre-training"
-        else:
-            key = f"{family}: training"
-        g = groups.setdefault(key, {"n": 0, "job_s": 0.0, "first": j["start"], "last": j["end"]})
-        g["n"] += 1
-        g["job_s"] += j["end"] - j["start"]
-        g["first"], g["last"] = min(g["first"], j["start"]), max(g["last"], j["end"])
-    first = min(j["start"] for j in done)
-    return {"planning": max(0.0, first - started), "jobs": max(j["end"] for j in done) - first,
-            "n_jobs": len(done), "groups": groups}
+    first, last = done[0][1], done[-1][1]
+
+    def span(rules, start=None):
+        t = [ts for r, ts in done if r in rules]
+        return {"n": len(t), "wall": (max(t) - (start if start is not None else min(t))) if t else 0.0}
+
+    setup = span(_SETUP_RULES, started)
+    train = span(_TRAIN_RULES)
+    t_train_end = max((ts for r, ts in done if r in _TRAIN_RULES), default=first)
+    rest = {r for r, _ in done} - _SETUP_RULES - _TRAIN_RULES
+    analysis = span(rest, t_train_end)
+    families: dict[str, dict] = {}
+    if results_csv is not None and results_csv.is_file():
+        import csv
+
+        seen = set()
+        with open(results_csv, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("run_dir") in seen or not row.get("wall_time_s"):
+                    continue
+                seen.add(row.get("run_dir"))
+                g = families.setdefault(row["family"], {"n": 0, "job_s": 0.0})
+                g["n"] += 1
+                g["job_s"] += float(row["wall_time_s"])
+    return {"planning": max(0.0, first - started), "jobs": last - first, "n_jobs": len(done),
+            "setup_jobs": setup, "training": train, "analysis": analysis, "families": families}
 
 
 def format_time_split(split: dict, setup: float, report: float, total: float) -> str:
-    lines = ["smcbench demo: where the wall time went (seconds; job times from Snakemake's log, 1 s resolution)",
-             f"  set-up (job server)        {setup:6.0f}",
-             f"  Snakemake planning         {split['planning']:6.0f}",
-             f"  {split['n_jobs']:4d} jobs, first to last   {split['jobs']:6.0f}",
-             f"  report                     {report:6.0f}",
-             f"  total                      {total:6.0f}",
-             "  jobs by group: count, job-seconds (sum of the jobs' own wall time), wall span"]
-    for key, g in sorted(split["groups"].items(), key=lambda kv: kv[1]["first"]):
-        lines.append(f"    {key:38s} {g['n']:4d} {g['job_s']:7.0f} {g['last'] - g['first']:6.0f}")
+    s, t, a = split["setup_jobs"], split["training"], split["analysis"]
+    rows = [("set-up (job server)", setup),
+            ("Snakemake planning (until the first job ended)", split["planning"]),
+            (f"{split['n_jobs']} jobs, first to last", split["jobs"]),
+            (f"  data + pre-training, {s['n']} jobs (from the start)", s["wall"]),
+            (f"  training, {t['n']} jobs (first to last)", t["wall"]),
+            (f"  results + analyses, {a['n']} jobs (after training)", a["wall"]),
+            ("HTML report", report), ("total", total)]
+    lines = ["smcbench demo: where the wall time went (seconds; Snakemake's log has 1 s time stamps)"]
+    lines += [f"  {label:52s}{sec:7.0f}" for label, sec in rows]
+    if split["families"]:
+        lines.append("  training runs by family: runs, job-seconds (each job's own wall time; jobs run side by side)")
+        for fam, g in sorted(split["families"].items(), key=lambda kv: -kv[1]["job_s"]):
+            lines.append(f"    {fam:14s}{g['n']:5d}{g['job_s']:8.0f}")
     return "\n".join(lines)
 
 
