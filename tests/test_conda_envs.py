@@ -232,7 +232,7 @@ def test_each_rule_env_pins_what_its_code_imports():
     methods = sorted({info.cls.split(":")[0] for info in METHODS.values()})
     esmif_only = set()
     for module in V.closure(families):
-        if module.endswith(("protein", "protein_models")):
+        if module.startswith("smcbench.tasks.protein"):
             esmif_only |= {"esm", "torch_geometric", "biotite"} & third_party_imports(module)
     problems = []
     for rule, (conda, step) in rule_table().items():
