@@ -112,7 +112,7 @@ def test_mask_costs_in_job_or_from_the_mask_job(tmp_path):
 
     base = "results/demo/runs/d/all/m"
     rows = []
-    for method, mask_s in (("dense", None), ("snip", None), ("snip+rigl", None), ("omp_before", 3.0)):
+    for method, mask_s in (("dense", 0.5), ("snip", None), ("snip+rigl", None), ("omp_before", 3.0)):
         rel = f"{base}/dense/seed0" if method == "dense" else f"{base}/{method}/paper/s0.2000/seed0"
         (tmp_path / rel).mkdir(parents=True)
         rows.append(dict(family="commonsense", dataset="d", model="m", method=method, scope="paper", extra="main",
@@ -128,7 +128,7 @@ def test_mask_costs_in_job_or_from_the_mask_job(tmp_path):
     by = runs.set_index("method")
     assert by.loc["omp_before", "mask_source"] == "in train job" and by.loc["omp_before", "mask_wall_s"] == 3.0
     assert by.loc["snip", "mask_source"] == by.loc["snip+rigl", "mask_source"] == "mask job (mask.json)"
-    assert by.loc["dense", "mask_source"] == ""
+    assert by.loc["dense", "mask_source"] == ""        # its recorded set-up time is no mask cost
     cum = cumulative_cost(runs).set_index("method")["cum_wall_s"]
     assert cum["snip"] == 14.0 and cum["snip+rigl"] == 14.0   # own 10 s + the 4 s mask job
     assert cum["omp_before"] == 10.0                        # its 3 s are inside its own 10 s

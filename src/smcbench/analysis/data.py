@@ -251,8 +251,10 @@ def provenance_notes(df: "pd.DataFrame") -> list[str]:
     runs = df.drop_duplicates(subset=RUN_KEYS)
     revs = runs["git_revision"].fillna("(none)").value_counts()
     if len(revs):
-        listed = ", ".join(f"{r} ({c} runs)" for r, c in sorted(revs.items(), key=lambda x: (-x[1], str(x[0]))))
-        notes.append(f"git revision(s): {listed}")
+        items = sorted(revs.items(), key=lambda x: (-x[1], str(x[0])))
+        listed = ", ".join(f"{r} ({c} runs)" for r, c in items[:5])
+        more = f", … {len(items) - 5} more (see the git_revision column)" if len(items) > 5 else ""
+        notes.append(f"git revision(s): {listed}{more}")
         dirty = int(sum(c for r, c in revs.items() if str(r).endswith("-dirty")))
         if dirty:
             notes.append(f"{dirty} run(s) ran from a tree with uncommitted changes (revision ends in -dirty): "

@@ -357,9 +357,12 @@ def cost_runs(df: "pd.DataFrame", root: str | Path = "."):
                 bad.append(str(r.path) if r.path is not None else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
         info = METHODS.get(r.method)
         m_wall, m_mem, m_src, m_key = float("nan"), float("nan"), "", ""
-        if r.mask_wall_time_s == r.mask_wall_time_s:
+        before = info is not None and bool(getattr(info, "init_mask_from", None))
+        if not before:
+            pass  # no before-training mask (a recorded mask_wall_time_s is the method's set-up time)
+        elif r.mask_wall_time_s == r.mask_wall_time_s:
             m_wall, m_src = float(r.mask_wall_time_s), "in train job"
-        elif info is not None and getattr(info, "init_mask_from", None):
+        else:
             folder = mask_job_dir(r.path, r.method) if r.path is not None else None
             got = read_mask_job(folder) if folder is not None else None
             if got is not None:
