@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -25,9 +25,10 @@ sys.path.insert(0, SRC)  # the planning code below (smcbench.config, the registr
 os.environ.update(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 shell.prefix("set -euo pipefail; export PYTHONPATH=%s${{PYTHONPATH:+:$PYTHONPATH}}; " % shlex.quote(SRC))
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
+# The config is checked by smcbench.config.validate_config, first thing in common.smk: the typed
+# settings the JSON schema (workflow/schemas/config.schema.yaml, for editors) is generated from,
+# with messages that name the key path and the closest valid key ("did you mean 'training'?").
+# Snakemake's `validate(config, schema)` would repeat the same checks with poorer messages.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -216,3 +216,24 @@ def test_slurm_profile_with_the_placeholder_account_is_refused_while_planning(tm
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode != 0
     assert "set default-resources.slurm_account to your SLURM account" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("where", ["dataset", "top"])
+def test_a_config_typo_is_refused_with_did_you_mean_before_planning(tmp_path, where):
+    """`snakemake -n` checks the config with smcbench's own validation first (not Snakemake's
+    schema `validate`, whose message would be "Additional properties are not allowed")."""
+    bad = yaml.safe_load(yaml.safe_dump(MINI))
+    if where == "dataset":
+        bad["datasets"]["d1"]["trainng"] = bad["datasets"]["d1"].pop("training")
+        expected = "datasets.d1.trainng is not a setting; did you mean 'training'?"
+    else:
+        bad["trainng"] = {"lr": 0.1}
+        expected = "trainng is not a top-level setting: did you mean datasets.<name>.training?"
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text(yaml.safe_dump(bad))
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg), "-n", "all"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert expected in text, text[-2000:]
+    assert "Additional properties are not allowed" not in text

@@ -14,7 +14,7 @@ rule analysis_curves:
         pdf=_rep("figures/metric_vs_sparsity.pdf", "metric_vs_sparsity", "1. Metric vs sparsity", "figure (PDF)"),
         csv=_rep("tables/curves.csv", "curves_table", "1. Metric vs sparsity", "table"),
     log:
-        "results/{suite}/logs/analysis_curves.log",
+        in_suite("logs/analysis_curves.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -31,7 +31,7 @@ rule analysis_matching:
         csv=_rep("tables/matching_sparsity.csv", "matching_sparsity", "0. Matching sparsity", "table"),
         missing=_rep("tables/missing_runs.csv", "missing_runs", "0. Matching sparsity", "missing runs"),
     log:
-        "results/{suite}/logs/analysis_matching.log",
+        in_suite("logs/analysis_matching.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -50,7 +50,7 @@ rule analysis_layerwise:
                             f"{f} (PDF)") for f in ANALYSIS_FAMILIES},
         csv=_rep("tables/layerwise_sparsity.csv", "layerwise_sparsity", "2. Layerwise sparsity", "table"),
     log:
-        "results/{suite}/logs/analysis_layerwise.log",
+        in_suite("logs/analysis_layerwise.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -73,7 +73,7 @@ rule analysis_iou:
                                    f"mask IoU per layer, {f} (PDF)") for f in ANALYSIS_FAMILIES},
         csv=_rep("tables/mask_iou.csv", "mask_iou", "3. Lazy regime", "mask IoU table"),
     log:
-        "results/{suite}/logs/analysis_iou.log",
+        in_suite("logs/analysis_iou.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -90,7 +90,7 @@ rule analysis_drift:
         pdf=_rep("figures/weight_drift.pdf", "weight_drift", "3. Lazy regime", "weight drift (PDF)"),
         csv=_rep("tables/weight_drift.csv", "weight_drift", "3. Lazy regime", "weight drift table"),
     log:
-        "results/{suite}/logs/analysis_drift.log",
+        in_suite("logs/analysis_drift.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -108,7 +108,7 @@ rule analysis_embeddings:
         md=_rep("tables/embeddings_ablation.md", "embeddings_ablation", "4. Ablations", "embeddings table (Markdown)"),
         csv=_rep("tables/embeddings_ablation.csv", "embeddings_ablation", "4. Ablations", "embeddings table"),
     log:
-        "results/{suite}/logs/analysis_embeddings.log",
+        in_suite("logs/analysis_embeddings.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -125,7 +125,7 @@ rule analysis_obert:
         pdf=_rep("figures/obert_roadmap.pdf", "obert_roadmap", "4. Ablations", "oBERT roadmap (PDF)"),
         csv=_rep("tables/obert_roadmap.csv", "obert_roadmap", "4. Ablations", "oBERT table"),
     log:
-        "results/{suite}/logs/analysis_obert.log",
+        in_suite("logs/analysis_obert.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -141,7 +141,7 @@ rule analysis_modulewise:
         md=_rep("tables/modulewise.md", "modulewise", "4. Ablations", "module-wise 5% (Markdown)"),
         csv=_rep("tables/modulewise.csv", "modulewise", "4. Ablations", "module-wise 5%"),
     log:
-        "results/{suite}/logs/analysis_modulewise.log",
+        in_suite("logs/analysis_modulewise.log"),
     localrule: True
     conda:
         ENV_ANALYSIS
@@ -159,7 +159,7 @@ rule analysis_cost:
         csv=_rep("tables/cost.csv", "cost_table", "5. Cost", "per method"),
         runs=_rep("tables/cost_runs.csv", "cost_table", "5. Cost", "per run"),
     log:
-        "results/{suite}/logs/analysis_cost.log",
+        in_suite("logs/analysis_cost.log"),
     localrule: True
     conda:
         ENV_ANALYSIS

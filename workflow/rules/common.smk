@@ -2,6 +2,7 @@
 # functions. Every job gets only its own settings, as canonical JSON, through params.
 
 import functools
+import inspect
 import re
 
 from smcbench import config as C
@@ -13,7 +14,29 @@ try:
 except C.ConfigError as e:
     raise WorkflowError(f"config: {e}")
 
+try:  # Snakemake reads a callable's signature on every call (once per job and directive)
+    from snakemake.common import overwrite_function_params as _pin_params
+except ImportError:  # another Snakemake: it inspects each call itself
+    _pin_params = None
+
+
+def cheap(fn):
+    """`fn` with its signature read once: Snakemake otherwise runs inspect.signature each time it
+    calls a params/input/resources function, i.e. several times per job while planning."""
+    if _pin_params is not None:
+        _pin_params(fn, inspect.signature(fn).parameters)
+    return fn
+
+
 SUITE = config["suite"]
+
+
+def in_suite(rel):
+    """`results/<suite>/<rel>`: the suite is a constant of the run, not a wildcard (one wildcard
+    fewer in every path, and a literal prefix Snakemake's output lookup can use)."""
+    return f"results/{SUITE}/{rel}"
+
+
 RUNS = list(C.iter_runs(config))
 ITERATIVE = [m for m, info in METHODS.items() if info.iterative]
 ONE_PASS = [m for m, info in METHODS.items() if not info.iterative and m != "dense"]
@@ -24,7 +47,6 @@ def _alternatives(names):
 
 
 wildcard_constraints:
-    suite=r"[\w-]+",
     dataset=r"[\w-]+",
     fold=r"all|\d+",
     model=r"[\w-]+",
@@ -50,7 +72,7 @@ def _model_env(w):
 
 # A function env is evaluated per job (Snakemake cannot cache it): use it only when a planned run
 # needs another env than the torch one.
-model_env = (_model_env if any(config["models"][r.model].get("arch") in ENV_BY_ARCH for r in RUNS)
+model_env = (cheap(_model_env) if any(config["models"][r.model].get("arch") in ENV_BY_ARCH for r in RUNS)
              else ENV_TORCH)
 
 
@@ -85,21 +107,21 @@ def _resource_names(w):
 
 def resource(group, key):
     """A job's `key` resource of rule group `group` (see RESOURCE_DEFAULTS), from the config."""
-    return lambda w: _resources(group, _resource_names(w))[key]
+    return cheap(lambda w: _resources(group, _resource_names(w))[key])
 
 
 def runtime(group):
     """Minutes: the configured runtime times the attempt (1 on the first try)."""
     base = resource(group, "runtime")
-    return lambda w, attempt: base(w) * attempt
+    return cheap(lambda w, attempt: base(w) * attempt)
 
 
 def data_dir(w):
-    return f"results/{w.suite}/data/{w.dataset}/{w.fold}"
+    return f"results/{SUITE}/data/{w.dataset}/{w.fold}"
 
 
 def pretrained_dir(w):
-    return f"results/{w.suite}/pretrained/{w.model}"
+    return f"results/{SUITE}/pretrained/{w.model}"
 
 
 def level_k(level):
@@ -111,9 +133,10 @@ def scope_name(w):
 
 
 def dense_run(w):
-    return f"results/{w.suite}/runs/{w.dataset}/{w.fold}/{w.model}/dense/seed{w.seed}"
+    return f"results/{SUITE}/runs/{w.dataset}/{w.fold}/{w.model}/dense/seed{w.seed}"
 
 
+@cheap
 def train_inputs(w):
     """Data + pre-trained model, plus the dense fine-tune where the method starts from it or
     distills from it (a before-training mask is computed inside the job)."""
@@ -126,9 +149,30 @@ def train_inputs(w):
     return inputs
 
 
+@functools.lru_cache(maxsize=None)
 def job_version(dataset, method):
     """The code version of a training job (smcbench.versions): shared loop, family, method."""
     return V.job_version(config["datasets"][dataset]["family"], method)
+
+
+@functools.lru_cache(maxsize=None)
+def _train_params(dataset, model, method, scope, level):
+    return C.train_params(config, dataset, model, method, C.scope_from_path(scope), level)
+
+
+# params of the training rules: one dict lookup per job once computed (planning calls each per job)
+dense_params = cheap(lambda w: _train_params(w.dataset, w.model, "dense", "-", "s0"))
+dense_code = cheap(lambda w: job_version(w.dataset, "dense"))
+train_params = cheap(lambda w: _train_params(w.dataset, w.model, w.method, w.scope, w.level))
+train_code = cheap(lambda w: job_version(w.dataset, w.method))
+imp_params = cheap(lambda w: _train_params(w.dataset, w.model, w.imp, w.scope, w.level))
+imp_code = cheap(lambda w: job_version(w.dataset, w.imp))
+starts = cheap(lambda w, input: start_args(input))
+prepare_settings = cheap(lambda w: C.prepare_params(config, w.dataset))
+prepare_family = cheap(lambda w: config["datasets"][w.dataset]["family"])
+prepare_code = cheap(lambda w: V.family_version(config["datasets"][w.dataset]["family"]))
+pretrained_entry = cheap(lambda w: C.pretrained_params(config, w.model))
+pretrained_code = cheap(lambda w: V.family_version(config["models"][w.model]["family"]))
 
 
 def download_spec(entry):
@@ -144,6 +188,7 @@ def start_args(input):
     return " ".join(f"{flag} {input[key]}" for key, flag in flags.items() if key in input.keys())
 
 
+@cheap
 def imp_inputs(w):
     """IMP round k starts from round k-1's trained weights and mask (round 1: the dense fine-tune)."""
     k = level_k(w.level)
@@ -151,7 +196,7 @@ def imp_inputs(w):
     if k <= 1:
         inputs["start"] = f"{dense_run(w)}/model.safetensors"
     else:
-        prev = (f"results/{w.suite}/runs/{w.dataset}/{w.fold}/{w.model}/{w.imp}/{w.scope}/"
+        prev = (f"results/{SUITE}/runs/{w.dataset}/{w.fold}/{w.model}/{w.imp}/{w.scope}/"
                 f"{C.level_tag(k - 1)}/seed{w.seed}")
         inputs["start"] = f"{prev}/model.safetensors"
         inputs["mask"] = f"{prev}/mask.safetensors"
@@ -196,9 +241,9 @@ def analysis_targets(suite):
 
 
 ANALYSIS_INPUT = {
-    "results": "results/{suite}/results.csv",
-    "primary": "results/{suite}/primary_metrics.json",
-    "config": "results/{suite}/config.json",
+    "results": in_suite("results.csv"),
+    "primary": in_suite("primary_metrics.json"),
+    "config": in_suite("config.json"),
 }
 
 
@@ -251,10 +296,10 @@ def analysis_view(cfg):
 def _analyze(sub):
     """The shell command of one analysis subcommand; warnings go to the console and the log."""
     return (f"python -m smcbench analyze {sub} --results {{input.results}} "
-            "--primary-metrics {input.primary} --config {input.config} --out results/{wildcards.suite} "
+            f"--primary-metrics {{input.primary}} --config {{input.config}} --out results/{SUITE} "
             "2>&1 | tee {log}")
 
 
 def _rep(rel, caption, category, subcategory):
-    return report(f"results/{{suite}}/{rel}", caption=f"../report/{caption}.rst",
+    return report(in_suite(rel), caption=f"../report/{caption}.rst",
                   category=category, subcategory=subcategory)

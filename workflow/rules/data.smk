@@ -5,11 +5,11 @@
 
 rule download_dataset:
     output:
-        "results/{suite}/downloads/datasets/{dataset}/source.json",
+        in_suite("downloads/datasets/{dataset}/source.json"),
     params:
-        source=lambda w: download_spec(config["datasets"][w.dataset]),
+        source=cheap(lambda w: download_spec(config["datasets"][w.dataset])),
     log:
-        "results/{suite}/logs/download_dataset/{dataset}.log",
+        in_suite("logs/download_dataset/{dataset}.log"),
     localrule: True
     conda:
         ENV_TORCH
@@ -20,11 +20,11 @@ rule download_dataset:
 
 rule download_model:
     output:
-        "results/{suite}/downloads/models/{model}/source.json",
+        in_suite("downloads/models/{model}/source.json"),
     params:
-        source=lambda w: download_spec(config["models"][w.model]),
+        source=cheap(lambda w: download_spec(config["models"][w.model])),
     log:
-        "results/{suite}/logs/download_model/{model}.log",
+        in_suite("logs/download_model/{model}.log"),
     localrule: True
     conda:
         ENV_TORCH
@@ -35,17 +35,17 @@ rule download_model:
 
 rule prepare:
     input:
-        "results/{suite}/downloads/datasets/{dataset}/source.json",
+        in_suite("downloads/datasets/{dataset}/source.json"),
     output:
-        meta="results/{suite}/data/{dataset}/{fold}/meta.json",
-        train="results/{suite}/data/{dataset}/{fold}/train.jsonl",
-        validation="results/{suite}/data/{dataset}/{fold}/validation.jsonl",
+        meta=in_suite("data/{dataset}/{fold}/meta.json"),
+        train=in_suite("data/{dataset}/{fold}/train.jsonl"),
+        validation=in_suite("data/{dataset}/{fold}/validation.jsonl"),
     params:
-        settings=lambda w: C.prepare_params(config, w.dataset),
-        family=lambda w: config["datasets"][w.dataset]["family"],
-        code=lambda w: V.family_version(config["datasets"][w.dataset]["family"]),
+        settings=prepare_settings,
+        family=prepare_family,
+        code=prepare_code,
     log:
-        "results/{suite}/logs/prepare/{dataset}_{fold}.log",
+        in_suite("logs/prepare/{dataset}_{fold}.log"),
     threads: resource("prepare", "threads")
     resources:
         gpu=resource("prepare", "gpu"),
@@ -60,14 +60,14 @@ rule prepare:
 
 rule pretrained:
     input:
-        "results/{suite}/downloads/models/{model}/source.json",
+        in_suite("downloads/models/{model}/source.json"),
     output:
-        "results/{suite}/pretrained/{model}/pretrained.json",
+        in_suite("pretrained/{model}/pretrained.json"),
     params:
-        entry=lambda w: C.pretrained_params(config, w.model),
-        code=lambda w: V.family_version(config["models"][w.model]["family"]),
+        entry=pretrained_entry,
+        code=pretrained_code,
     log:
-        "results/{suite}/logs/pretrained/{model}.log",
+        in_suite("logs/pretrained/{model}.log"),
     threads: resource("pretrained", "threads")
     resources:
         gpu=resource("pretrained", "gpu"),

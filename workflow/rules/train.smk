@@ -9,20 +9,20 @@
 
 rule dense:
     input:
-        data="results/{suite}/data/{dataset}/{fold}/meta.json",
-        pretrained="results/{suite}/pretrained/{model}/pretrained.json",
+        data=in_suite("data/{dataset}/{fold}/meta.json"),
+        pretrained=in_suite("pretrained/{model}/pretrained.json"),
     output:
-        metrics="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/metrics.json",
-        model="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/model.safetensors",
-        layerwise="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/layerwise.csv",
-        drift="results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/drift.csv",
+        metrics=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/metrics.json"),
+        model=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/model.safetensors"),
+        layerwise=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/layerwise.csv"),
+        drift=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/drift.csv"),
     params:
-        p=lambda w: C.train_params(config, w.dataset, w.model, "dense", "-", "s0"),
-        code=lambda w: job_version(w.dataset, "dense"),
+        p=dense_params,
+        code=dense_code,
     log:
-        "results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/log.txt",
+        in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/log.txt"),
     benchmark:
-        "results/{suite}/runs/{dataset}/{fold}/{model}/dense/seed{seed}/benchmark.tsv"
+        in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/benchmark.tsv")
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
@@ -40,17 +40,17 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics="results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/metrics.json",
-        layerwise="results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/layerwise.csv",
-        mask="results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/mask.safetensors",
+        metrics=in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/metrics.json"),
+        layerwise=in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/layerwise.csv"),
+        mask=in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/mask.safetensors"),
     params:
-        p=lambda w: C.train_params(config, w.dataset, w.model, w.method, C.scope_from_path(w.scope), w.level),
-        code=lambda w: job_version(w.dataset, w.method),
-        starts=lambda w, input: start_args(input),
+        p=train_params,
+        code=train_code,
+        starts=starts,
     log:
-        "results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/log.txt",
+        in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/log.txt"),
     benchmark:
-        "results/{suite}/runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/benchmark.tsv"
+        in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/benchmark.tsv")
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
@@ -68,18 +68,18 @@ rule train_imp:
     input:
         unpack(imp_inputs),
     output:
-        metrics="results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/metrics.json",
-        layerwise="results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/layerwise.csv",
-        mask="results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/mask.safetensors",
-        model="results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/model.safetensors",
+        metrics=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/metrics.json"),
+        layerwise=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/layerwise.csv"),
+        mask=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/mask.safetensors"),
+        model=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/model.safetensors"),
     params:
-        p=lambda w: C.train_params(config, w.dataset, w.model, w.imp, C.scope_from_path(w.scope), w.level),
-        code=lambda w: job_version(w.dataset, w.imp),
-        starts=lambda w, input: start_args(input),
+        p=imp_params,
+        code=imp_code,
+        starts=starts,
     log:
-        "results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/log.txt",
+        in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/log.txt"),
     benchmark:
-        "results/{suite}/runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/benchmark.tsv"
+        in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/benchmark.tsv")
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
