@@ -5,7 +5,9 @@
 1. `snakemake -n` on the paper grid (config.yaml, every family) and, side by side (interleaved,
    same machine state), on a synthetic Snakefile with the same number of jobs per rule and the
    same shape (wildcard rules, input functions, one aggregate over every run, the analyses): the
-   paper grid's planning time over Snakemake's own floor for a DAG of that size.
+   paper grid's planning time over Snakemake's own floor for a DAG of that size. A second synthetic
+   Snakefile also has the same files per job (outputs, log, benchmark, inputs; the analyses' declared
+   run files): the floor for a DAG with that many files, which the first cannot show.
 2. Per-job start-up of one demo step (`python -m smcbench prepare demo_cs_easy …`, which imports
    the commonsense family, i.e. torch + transformers): a cold process vs the warm job server
    (`smcbench serve`), interleaved, median of the repeats. The ratio is what the demo saves per job.
@@ -105,7 +107,105 @@ rule train_imp:
 """
 
 
-def job_counts(snakemake, env, tmp) -> dict[str, int]:
+SHAPED_HEAD = """
+# Synthetic workflow: the paper grid's jobs AND files per job (outputs, log, benchmark, inputs).
+COUNTS = {counts!r}
+SHAPE = {shape!r}
+N = lambda rule: COUNTS.get(rule, 0)
+UP = {{"prepare": ["download"], "pretrained": ["download"], "dense": ["prepare", "pretrained"],
+      "train": ["prepare", "pretrained", "dense"], "train_imp": ["prepare", "pretrained", "train_imp"]}}
+RUN_FILES = [f"syn/{{r}}/{{i}}.o{{k}}" for r in ("dense", "train", "train_imp") for i in range(N(r))
+             for k in range(SHAPE[r]["output"])]
+
+
+def outs(rule):
+    return [f"syn/{{rule}}/{{{{i}}}}.o{{k}}" for k in range(SHAPE[rule]["output"])]
+
+
+def upstream_file(up, rule, i):
+    if up == rule:  # an IMP round starts from the previous one (chains of 10 rounds)
+        return f"syn/{{rule}}/{{i - 1}}.o0" if i % 10 else None
+    if up == "download" and rule == "pretrained":  # datasets' downloads first, then the models'
+        i += N("prepare")
+    return f"syn/{{up}}/{{i % N(up)}}.o0"
+
+
+def inputs(rule):
+    ups, n = UP.get(rule, []), SHAPE[rule]["input"]
+    return lambda w: [f for f in (upstream_file(ups[j % len(ups)], rule, int(w.i)) for j in range(n)) if f]
+
+
+rule all_figures:
+    input: [f"syn/{{a}}.o0" for a in SHAPE["analyses"]]
+
+rule results:
+    input: [f"syn/{{r}}/{{i}}.o0" for r in ("dense", "train", "train_imp") for i in range(N(r))]
+    output: [f"syn/results/0.o{{k}}" for k in range(SHAPE["results"]["output"])]
+    log: "syn/results/0.log"
+    localrule: True
+    shell: "touch {{output}}"
+"""
+
+SHAPED_RULE = """
+rule {rule}:
+    input: inputs("{rule}")
+    output: outs("{rule}")
+    params: p=lambda w: f"{rule}-{{w.i}}"
+    {log}
+    {benchmark}
+    shell: "touch {{output}}"
+"""
+
+SHAPED_ANALYSIS = """
+rule {name}:
+    input: ["syn/results/0.o0"] + RUN_FILES[:{n_in}]
+    output: [f"syn/{name}.o{{k}}" for k in range({n_out})]
+    log: "syn/{name}.log"
+    localrule: True
+    shell: "touch {{output}}"
+"""
+
+
+def shaped_snakefile(counts: dict[str, int], shape: dict) -> str:
+    text = SHAPED_HEAD.format(counts=counts, shape={**shape, "analyses": list(shape["analyses"])})
+    for rule in ("download", "prepare", "pretrained", "dense", "train", "train_imp"):
+        if counts.get(rule):
+            s = shape[rule]
+            text += SHAPED_RULE.format(rule=rule, log=f'log: "syn/{rule}/{{i}}.log"' if s["log"] else "",
+                                       benchmark=f'benchmark: "syn/{rule}/{{i}}.tsv"' if s["benchmark"] else "")
+    for name, s in shape["analyses"].items():
+        text += SHAPED_ANALYSIS.format(name=name, n_in=s["input"] - 1, n_out=s["output"])
+    return text
+
+
+def job_shapes(stdout: str) -> dict:
+    """Per rule of a dry run's job listing: files per job (inputs: mean; others: max)."""
+    per: dict[str, dict[str, list[int]]] = {}
+    rule = None
+    for line in stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+            per.setdefault(rule, {"input": [], "output": [], "log": [], "benchmark": []})
+            for key in per[rule]:
+                per[rule][key].append(0)
+        elif rule and line.startswith("    ") and ":" in line:
+            key, _, files = line.strip().partition(": ")
+            if key in ("input", "output", "log", "benchmark"):
+                per[rule][key][-1] = len(files.split(", "))
+    shape: dict = {"analyses": {}}
+    for rule, d in per.items():
+        s = {"input": round(sum(d["input"]) / len(d["input"])), "output": max(d["output"]),
+             "log": max(d["log"]), "benchmark": max(d["benchmark"])}
+        if rule.startswith("analysis_"):
+            shape["analyses"][rule] = s
+        elif rule.startswith("download_"):
+            shape["download"] = s
+        else:
+            shape[rule] = s
+    return shape
+
+
+def job_counts(snakemake, env, tmp) -> tuple[dict[str, int], dict]:
     out = subprocess.run([snakemake, "-n", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
                           "all_figures", "--configfile", str(ROOT / "config.yaml")], env=env,
                          capture_output=True, text=True, check=True)
@@ -119,7 +219,7 @@ def job_counts(snakemake, env, tmp) -> dict[str, int]:
             if parts[0] == "total":
                 break
             counts[parts[0]] = int(parts[1])
-    return counts
+    return counts, job_shapes(out.stdout)
 
 
 def synthetic_counts(real: dict[str, int]) -> dict[str, int]:
@@ -141,25 +241,32 @@ def main() -> None:
     snakemake = str(Path(sys.executable).with_name("snakemake"))
 
     with tempfile.TemporaryDirectory() as tmp:
-        real = job_counts(snakemake, env, tmp)
+        real, shape = job_counts(snakemake, env, tmp)
         syn = synthetic_counts(real)
         synfile = Path(tmp) / "Synthetic.smk"
         synfile.write_text(SYNTHETIC.format(counts=syn))
+        shapedfile = Path(tmp) / "Shaped.smk"
+        shapedfile.write_text(shaped_snakefile(syn, shape))
         paper_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
                      "all_figures", "--configfile", str(ROOT / "config.yaml")]
         syn_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(synfile), "--directory", tmp, "all_figures"]
-        plan, floor = [], []
+        shaped_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(shapedfile), "--directory", tmp, "all_figures"]
+        plan, floor, shaped = [], [], []
         CPU.clear()
-        for _ in range(a.repeats):  # interleaved: both see the same machine load
+        for _ in range(a.repeats):  # interleaved: all see the same machine load
             plan.append(timed(paper_cmd, env))
             floor.append(timed(syn_cmd, env))
-    p, f = statistics.median(plan), statistics.median(floor)
-    pc, fc = statistics.median(CPU[0::2]), statistics.median(CPU[1::2])
+            shaped.append(timed(shaped_cmd, env))
+    p, f, s = statistics.median(plan), statistics.median(floor), statistics.median(shaped)
+    pc, fc, sc = (statistics.median(CPU[0::3]), statistics.median(CPU[1::3]), statistics.median(CPU[2::3]))
     print(f"snakemake -n, paper grid ({sum(real.values())} jobs: {real}): median {p:.2f} s over {a.repeats} "
           f"({', '.join(f'{x:.2f}' for x in plan)})")
     print(f"snakemake -n, synthetic Snakefile with the same job counts ({sum(syn.values())} jobs + all_figures): "
           f"median {f:.2f} s ({', '.join(f'{x:.2f}' for x in floor)}); ratio {p / f:.2f}x")
-    print(f"CPU seconds (user + sys), medians: paper grid {pc:.2f} s, synthetic {fc:.2f} s; ratio {pc / fc:.2f}x")
+    print(f"snakemake -n, synthetic Snakefile with the same jobs and files per job: median {s:.2f} s "
+          f"({', '.join(f'{x:.2f}' for x in shaped)}); ratio {p / s:.2f}x")
+    print(f"CPU seconds (user + sys), medians: paper grid {pc:.2f} s, synthetic {fc:.2f} s (ratio {pc / fc:.2f}x), "
+          f"same files per job {sc:.2f} s (ratio {pc / sc:.2f}x)")
     if a.skip_server:
         return
 
