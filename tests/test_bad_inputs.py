@@ -109,7 +109,7 @@ def test_bad_seeds(demo_cfg, seeds):
 
 
 def test_bad_device_rejected_by_schema(demo_cfg):
-    """The Snakefile validates the config against the JSON schema before anything runs."""
+    """The generated JSON schema (for editors and other tools) refuses it too."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
@@ -259,7 +259,7 @@ def test_repeated_language(demo_cfg):
 
 
 @pytest.mark.parametrize("mutate, fragment", [
-    (lambda c: c["datasets"]["demo_cs_easy"]["training"].update(warmup_step=3), "'warmup_step' was unexpected"),
+    (lambda c: c["datasets"]["demo_cs_easy"]["training"].update(warmup_step=3), "did you mean 'warmup_steps'?"),
     (lambda c: c["methods"]["lth"].update(prune_fraction=0.3), "prune_fraction=0.3"),
 ])
 def test_snakemake_planning_refuses_before_any_job(tmp_path, demo_cfg, mutate, fragment):
