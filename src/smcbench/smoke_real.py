@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         code = _snakemake(a.config, [p.dense, p.pruned], a.cores, log,
-                          ["--rerun-triggers", "mtime"] if a.reuse else None)
+                          ["--rerun-triggers=mtime"] if a.reuse else None)
         status = "ok" if code == 0 else f"failed (snakemake exit {code}; see results/{cfg['suite']}/logs and run logs)"
         log(f"{p.model}: {status} in {time.perf_counter() - t0:.0f}s")
         if code != 0:
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     if not failed and all(Path(q.pruned).is_file() and Path(q.dense).is_file() for q in plan(cfg, out)):
         # the runs exist: only a missing output may trigger a job (not params/code edits made since)
         code = _snakemake(a.config, [f"results/{cfg['suite']}/results.csv"], a.cores, log,
-                          ["--rerun-triggers", "mtime"])
+                          ["--rerun-triggers=mtime"])
         if code != 0:
             failed.append("results")
     log(f"wrote {out / 'smoke.csv'} ({len(rows)} models, {time.perf_counter() - t_all:.0f}s)"
