@@ -73,6 +73,16 @@ def test_unpickler_refuses_objects(tmp_path, payload):
         pdata.safe_load_pickle(f)
 
 
+@pytest.mark.parametrize("raw", [b"}}b.", b"(lp0\nI1\na", b"", b"\x80\x04\x95garbage"],
+                         ids=["BUILD-on-dict", "truncated", "empty", "garbage"])
+def test_malformed_pickles_are_a_message_not_a_traceback(tmp_path, raw):
+    """Opcode misuse (BUILD on a plain dict), truncation and garbage name the file."""
+    f = tmp_path / "split.pkl"
+    f.write_bytes(raw)
+    with pytest.raises(pdata.ProteinDataError, match=r"split\.pkl: not a plain-data pickle"):
+        pdata.safe_load_pickle(f)
+
+
 # --- PDB ------------------------------------------------------------------------------------
 def _atom(serial, name, resname, chain, resseq, x, y, z, rec="ATOM  "):
     return (f"{rec}{serial:5d} {name:<4s} {resname:>3s} {chain}{resseq:4d}    "

@@ -154,8 +154,8 @@ def safe_load_pickle(path: str | Path) -> Any:
     try:
         obj = _RefusingUnpickler(io.BytesIO(data)).load()
         _check_plain(obj)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        raise ProteinDataError(f"{path}: not a plain-data pickle ({e}); convert it to lists of "
+    except Exception as e:  # any opcode misuse (BUILD on a dict, a bad stack...) is a malformed file
+        raise ProteinDataError(f"{path}: not a plain-data pickle ({type(e).__name__}: {e}); convert it to lists of "
                                "str/int/float with trusted code first") from None
     return obj
 
