@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..tasks import FAMILIES as _TASK_FAMILIES
 from . import AnalysisInputError
 from .data import (DENSE, MAIN, aggregate_points, best_on_test_gaps, describe_missing, eval_splits, load_json,
                    load_results, missing_runs, provenance_notes, resolve_primary_metrics, seed_values, warn)
@@ -19,9 +20,9 @@ from .data import (DENSE, MAIN, aggregate_points, best_on_test_gaps, describe_mi
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Task families (as smcbench.config.FAMILIES); figures with one panel per dataset × level are
-#: written once per family so that none is taller than figures.MAX_PX.
-FAMILIES = ("commonsense", "arithmetic", "protein", "translation")
+#: Task families, from the registry (torch-free names); figures with one panel per dataset × level
+#: are written once per family so that none is taller than figures.MAX_PX.
+FAMILIES = tuple(_TASK_FAMILIES)
 
 
 def _per_family(stem: str) -> list[str]:
