@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from smcbench.tasks import commonsense as cs  # noqa: E402
 from smcbench.tasks.base import read_jsonl  # noqa: E402
 
-SAMPLES = Path("/work/shared/real-samples")
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 CSQA, WINO, RACE = SAMPLES / "csqa", SAMPLES / "winogrande", SAMPLES / "race"
 
 

@@ -19,8 +19,6 @@ from smcbench.tasks import commonsense as cs
 from smcbench.tasks.base import read_jsonl
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-if not SAMPLES.is_dir():
-    SAMPLES = Path("/work/shared/real-samples")
 RACE, WINO = SAMPLES / "race", SAMPLES / "winogrande"
 
 

@@ -13,7 +13,7 @@ from smcbench.tasks import translation as T  # noqa: E402
 from smcbench.tasks import translation_opus as O  # noqa: E402
 from smcbench.tasks.base import read_jsonl  # noqa: E402
 
-REAL = Path("/work/shared/real-samples/opus100")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "opus100"
 SCHEMA = {"id", "src_lang", "tgt_lang", "source", "target"}
 
 

@@ -18,8 +18,6 @@ from smcbench.tasks import translation as T
 from smcbench.tasks.base import read_jsonl
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-if not SAMPLES.is_dir():
-    SAMPLES = Path("/work/shared/real-samples")
 OPUS = SAMPLES / "opus100"
 SETTINGS = {"languages": ["fr", "cs"], "test_languages": T.LANGUAGES}
 
