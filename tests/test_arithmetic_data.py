@@ -166,7 +166,7 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
     root = _write_fold(tmp_path, [])
     f = root / "data" / "cv_mawps" / "fold0" / "train.csv"
     f.write_bytes(f.read_bytes() + b'Caf\xe9 has number0 pens . How many ?,3.0,number0,3,"[2]",b,q\n')
-    with pytest.raises(ValueError, match=r"train\.csv: line 5: invalid UTF-8 \(byte 0xe9 at column 4\)"):
+    with pytest.raises(ValueError, match=r"train\.csv:5: invalid UTF-8 \(byte 0xe9 at column 4\)"):
         A.prepare("mawps", root, tmp_path / "out", {}, fold=0)
 
 

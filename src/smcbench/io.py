@@ -100,6 +100,25 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [rec for _, rec in iter_jsonl(path)]
 
 
+def decoded_lines(source: str | Path | bytes, where: str | Path, error: type[Exception] = ValueError) -> Iterator[str]:
+    """Lines of a UTF-8 text (a file path, or bytes such as an archive member's), endings kept.
+
+    A leading byte-order mark is dropped. Invalid UTF-8 raises ``error`` naming ``where``, the line
+    and the byte, instead of a bare ``UnicodeDecodeError``.
+    """
+    import io
+
+    stream = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    with stream:
+        for lineno, raw in enumerate(stream, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{where}:{lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                            f"{e.start + 1}); save the file as UTF-8") from None
+            yield line[1:] if lineno == 1 and line.startswith(BOM) else line
+
+
 def read_json_file(path: str | Path) -> Any:
     """One JSON document per file (e.g. a RACE passage); errors name file and line."""
     data = Path(path).read_bytes()

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ...io import sha256_file
+from ...io import decoded_lines, sha256_file
 from ..base import write_jsonl
 from .equations import MASK_IN_TEXT_RE, EquationError, canonical_constant, check_prefix, evaluate_prefix, is_constant
 
@@ -90,29 +90,13 @@ def parse_csv_row(raw: dict[str, str], path: Path, rownum: int) -> dict:
     return row
 
 
-def _decoded_lines(data: bytes | Path, where: Path):
-    """Lines of a UTF-8 CSV (a file or an archive member's bytes), endings kept, a leading BOM
-    dropped; invalid UTF-8 raises ValueError naming the file and line."""
-    import io
-
-    stream = io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")
-    with stream:
-        for lineno, raw in enumerate(stream, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{where}: line {lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                 f"{e.start + 1}); save the file as UTF-8") from None
-            yield line[1:] if lineno == 1 and line.startswith("\ufeff") else line
-
-
 def read_svamp_csv(path: Path, id_prefix: str, data: bytes | None = None) -> tuple[list[dict], Counter]:
     """All rows of one CSV (``data``, when given, is its content, e.g. read from an archive);
     returns (rows, dropped reasons). Rows whose gold equation is undefined (division by zero)
     are dropped and counted. Malformed input (invalid UTF-8, an oversized field, a bad field)
     raises ValueError naming the file and row; a file without any usable row is an error."""
     rows, dropped = [], Counter()
-    reader = csv.DictReader(_decoded_lines(path if data is None else data, path))
+    reader = csv.DictReader(decoded_lines(path if data is None else data, path))
     try:
         for i, raw in enumerate(reader, start=2):
             row = parse_csv_row(raw, path, i)

@@ -13,6 +13,8 @@ import pickle
 from pathlib import Path
 from typing import Any, Iterator
 
+from ...io import decoded_lines as _decoded_lines
+
 #: One-letter codes accepted in a sequence: the 20 standard residues and the ambiguity / rare
 #: codes that ESM's alphabet and TAPE's IUPAC vocabulary both know (X B Z U O).
 RESIDUES = "ACDEFGHIKLMNPQRSTVWYXBZUO"
@@ -28,22 +30,8 @@ class ProteinDataError(ValueError):
 
 # --- text input ----------------------------------------------------------------------------
 def decoded_lines(source: str | Path | bytes, where: str | Path) -> Iterator[str]:
-    """Lines of a UTF-8 text (a file path, or the bytes of an archive member), line endings kept.
-
-    A leading byte-order mark is dropped. Invalid UTF-8 raises :class:`ProteinDataError` naming
-    ``where``, the line and the byte, instead of a bare ``UnicodeDecodeError``.
-    """
-    stream = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
-    with stream:
-        for lineno, raw in enumerate(stream, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ProteinDataError(f"{where}:{lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                       f"{e.start + 1}); save the file as UTF-8") from None
-            if lineno == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield line
+    """:func:`smcbench.io.decoded_lines` raising :class:`ProteinDataError`."""
+    return _decoded_lines(source, where, ProteinDataError)
 
 
 # --- sequences -----------------------------------------------------------------------------
