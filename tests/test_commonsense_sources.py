@@ -5,11 +5,8 @@ Real records are read from the shared samples; the tests skip when they are abse
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,17 +25,6 @@ def need(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_race_tarball_over_http_download_then_prepare(tmp_path, http_root):

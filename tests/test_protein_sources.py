@@ -5,13 +5,10 @@ TAPE's ``bert-base-pytorch_model.bin`` (+ config). Tiny random-init checkpoints;
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import pickle
 import shutil
-import threading
 import zipfile
 from pathlib import Path
 
@@ -28,21 +25,6 @@ from smcbench.tasks.base import read_jsonl  # noqa: E402
 TINY = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 
 
-@pytest.fixture()
-def served(tmp_path):
-    """A folder served by ``http.server`` on 127.0.0.1; yields (folder, base URL)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _fetch(url: str, tmp_path: Path) -> str:

@@ -73,7 +73,7 @@ def _bad_mask(tmp_path, model, kind):
     want = {"transposed": "has shape (8, 32), expected (32, 8)", "float": "'3.weight' has dtype torch.float32, expected bool",
             "uint8": "'3.weight' has dtype torch.uint8, expected bool", "missing": "lacks scope tensor(s) ['5.weight']",
             "absent_tensor": "not in the pruning scope: ['9.weight']"}[kind]
-    assert params  # noqa: the model is used for shapes above
+    assert params  # the model is used for shapes above
     return path, want
 
 

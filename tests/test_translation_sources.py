@@ -5,10 +5,7 @@ rows. Bad inputs (BOM, invalid UTF-8, empty split, train/test overlap) name the 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,16 +25,6 @@ def need(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def _parquet_snapshot(src: Path, snap: Path) -> None:

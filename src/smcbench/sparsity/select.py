@@ -176,7 +176,6 @@ def _select_sampled(scores: Mapping[str, torch.Tensor], names: list[str], k: int
     exactly among those, and only their mask entries are written afterwards, ties in flat-index
     order as everywhere. A bad guess (or a window with too many ties) costs time, never exactness.
     """
-    device = scores[names[0]].device
     parts = []
     stride = max(1, numel // SAMPLE_SIZE)
     stride += stride > 1 and stride % 2 == 0  # odd: never a multiple of a (power-of-two) row length
