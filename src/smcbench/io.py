@@ -119,15 +119,20 @@ def decoded_lines(source: str | Path | bytes, where: str | Path, error: type[Exc
             yield line[1:] if lineno == 1 and line.startswith(BOM) else line
 
 
-def read_json_file(path: str | Path) -> Any:
-    """One JSON document per file (e.g. a RACE passage); errors name file and line."""
+def _read_utf8(path: str | Path) -> str:
+    """A whole UTF-8 file as text; invalid UTF-8 raises a ValueError naming file and line."""
     data = Path(path).read_bytes()
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ValueError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start]:#04x}); the file "
-                         "must be UTF-8") from None
+                         "must be UTF-8 — re-download or re-extract the archive") from None
+
+
+def read_json_file(path: str | Path) -> Any:
+    """One JSON document per file (e.g. a RACE passage); errors name file and line."""
+    text = _read_utf8(path)
     try:
         return json.loads(text.lstrip(BOM))
     except json.JSONDecodeError as e:
@@ -141,13 +146,7 @@ def read_text_lines(path: str | Path) -> list[str]:
     U+2028 and friends, which occur inside real sentences). A final newline is optional; ``\\r``
     before it is removed; BOMs are removed (see :func:`clean_text`). Invalid UTF-8 raises a
     ValueError naming file and line."""
-    data = Path(path).read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start]:#04x}); the file "
-                         "must be UTF-8 — re-download or re-extract the archive") from None
+    text = _read_utf8(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
