@@ -32,6 +32,7 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import Checkpointer, restore_rng_state
+from .io import sha256_file
 from .sparsity.base import SparsityContext
 from .sparsity.mask import Mask, MaskError
 from .sparsity.registry import build_method, method_info
@@ -266,19 +267,11 @@ def load_mask_for(path: Path, model: torch.nn.Module, scope: list[str], device: 
 
 
 # --- what a resumable checkpoint belongs to ------------------------------------------------------
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sha256_tree(path: Path, skip: tuple[Path, ...] = ()) -> str:
     """sha256 over the relative names and contents of every file under ``path`` (or of the file)."""
     path = Path(path)
     if path.is_file():
-        return _sha256_file(path)
+        return sha256_file(path)
     if not path.exists():
         return "absent"
     h = hashlib.sha256()
@@ -288,42 +281,16 @@ def _sha256_tree(path: Path, skip: tuple[Path, ...] = ()) -> str:
         if any(part.startswith(".") for part in rel.parts) or any(
                 f.resolve().is_relative_to(s) for s in skip_resolved):
             continue
-        h.update(f"{rel}\0{_sha256_file(f)}\n".encode())
+        h.update(f"{rel}\0{sha256_file(f)}\n".encode())
     return h.hexdigest()
 
 
 def code_version(method_name: str, family: str | None = None) -> str:
-    """A digest of the source that defines this job's behaviour: :func:`smcbench.versions.job_version`
-    (the loop, the family, the method's class) where available, else a digest of the loop, the
-    sparsity engine, the method's module and the task family's module."""
-    import importlib
+    """A digest of the source that defines this job's behaviour (the loop, the family, the method's
+    class): :func:`smcbench.versions.job_version`, the same string the job's params carry."""
+    from .versions import job_version
 
-    try:
-        from .versions import job_version
-
-        return job_version(family, method_name)
-    except (ImportError, ValueError, KeyError, TypeError, AttributeError, OSError, SyntaxError):
-        pass
-
-    here = Path(__file__).resolve().parent
-    files = [here / "train.py", here / "checkpoint.py"] + sorted((here / "sparsity").glob("*.py"))
-    module = method_info(method_name).cls.split(":")[0]
-    try:
-        files.append(Path(importlib.import_module(module).__file__))
-    except (ImportError, TypeError):
-        pass
-    if family:
-        try:
-            from .tasks import task_class
-
-            files.append(Path(importlib.import_module(task_class(family).__module__).__file__))
-        except (ImportError, ValueError, KeyError, TypeError, AttributeError):
-            pass
-    h = hashlib.sha256()
-    for f in dict.fromkeys(files):
-        if f.is_file():
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
+    return job_version(family, method_name)
 
 
 def job_fingerprint(spec: RunSpec) -> dict[str, str]:
@@ -341,7 +308,7 @@ def job_fingerprint(spec: RunSpec) -> dict[str, str]:
     }
     for key in ("start_weights", "prev_mask", "teacher_weights"):
         path = getattr(spec, key)
-        parts[key] = _sha256_file(Path(path)) if path is not None and Path(path).is_file() else str(path)
+        parts[key] = sha256_file(Path(path)) if path is not None and Path(path).is_file() else str(path)
     return parts
 
 
