@@ -26,9 +26,7 @@ Inputs are built by hand, as fairseq built them for SMC-Bench (see the README (c
 
 from __future__ import annotations
 
-from __future__ import annotations
-
-import importlib
+from .._lazy import lazy_getattr
 
 #: what this family declares (tasks/__init__.py derives its registries from these)
 DATASETS = ("csqa", "winogrande", "race", "demo_cs_easy", "demo_cs_hard")
@@ -42,12 +40,4 @@ _DEFAULT_INPUT = {"csqa": "csqa", "race": "race", "winogrande": "winogrande",
 # importing the declarations above costs nothing (planning reads them without torch).
 _SUBMODULES = ("task", "model", "data", "synthetic")
 
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:  # ``from . import data`` inside the package: the submodule itself
-        return importlib.import_module(f"{__name__}.{name}")
-    for sub in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{sub}")
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _SUBMODULES)

@@ -24,7 +24,7 @@ Layout: ``directions.py`` (pairs, pivoting, temperature sampling), ``opus.py`` (
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_getattr
 
 
 #: the ten OPUS-100 languages of the paper's 10-to-10 setting, and the pivot
@@ -49,12 +49,4 @@ SPLITS = ("train", "validation", "test")
 # declarations above costs nothing (planning reads them without torch).
 _SUBMODULES = ("task", "model", "data", "directions", "opus", "synthetic")
 
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:  # ``from . import data`` inside the package: the submodule itself
-        return importlib.import_module(f"{__name__}.{name}")
-    for sub in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{sub}")
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _SUBMODULES)
