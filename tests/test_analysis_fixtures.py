@@ -1,5 +1,6 @@
-"""Synthetic suites for the analysis tests: a results.csv plus fake run folders holding
-layerwise.csv, mask.safetensors (sparse runs), drift.csv (dense runs) and benchmark.tsv.
+"""Synthetic suites for the analysis tests: a results.csv and the suite's layerwise.csv (every
+run's per-tensor sparsity) plus fake run folders holding mask.safetensors (sparse runs) and
+drift.csv (dense runs).
 
 ``make_suite(tmp_path, ...)`` returns the suite folder; the other analysis test files import it.
 The values follow a known formula so the tests can assert exact numbers.
@@ -54,9 +55,9 @@ def _magnitude_mask(method: str, k: int, seed: int) -> Mask:
     return Mask(out)
 
 
-def write_run(run: Path, method: str, k: int, seed: int, wall: float | None = 60.0,
-              mask: Mask | None = None) -> float:
-    """Write a fake run folder; returns the realized sparsity."""
+def write_run(run: Path, method: str, k: int, seed: int, mask: Mask | None = None) -> tuple[float, list[dict]]:
+    """Write a fake run folder; returns the realized sparsity and the run's per-tensor rows (as a
+    training job records them in metrics.json under ``layerwise``)."""
     run.mkdir(parents=True, exist_ok=True)
     if method == "dense":
         pd.DataFrame([{"order": i, "name": n, "numel": torch.Size(s).numel(), "rel_drift": 0.01 * (i + 1) * (1 + 0.1 * seed)}
@@ -69,13 +70,8 @@ def write_run(run: Path, method: str, k: int, seed: int, wall: float | None = 60
         mask.save(run / "mask.safetensors")
         rows = mask.layerwise()
         realized = mask.sparsity()
-    pd.DataFrame([{"order": i, **r} for i, r in enumerate(rows)])[
-        ["order", "name", "shape", "numel", "kept", "sparsity"]].to_csv(run / "layerwise.csv", index=False)
-    if wall is not None:
-        (run / "benchmark.tsv").write_text(
-            "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-            f"{wall:.2f}\t0:01:00\t512.5\t900.0\t400.0\t450.0\t1.0\t2.0\t95.0\t{wall:.2f}\n")
-    return realized
+    keys = ["name", "shape", "numel", "kept", "sparsity"]
+    return realized, [{"order": i, **{key: r[key] for key in keys}} for i, r in enumerate(rows)]
 
 
 def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_after", "lth"),
@@ -92,12 +88,13 @@ def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_
                                         "folds": ["all"], "counts": False}}
     suite = tmp / "results" / "demo"
     suite.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, layers = [], []
 
     def add(ds, spec, method, scope, extra, k, tgt, seed):
         for fold in spec["folds"]:
             rel = Path("results/demo") / ds / spec["model"] / method / scope / extra / f"s{k}_{tgt}" / f"seed{seed}" / f"fold{fold}"
-            realized = write_run(tmp / rel, method, k, seed)
+            realized, run_layers = write_run(tmp / rel, method, k, seed)
+            layers.extend({"run_dir": str(rel), **r} for r in run_layers)
             for split in ["validation"] + spec["splits"]:
                 v = value(ds, method, k, seed, fold, split)
                 base = dict(family=spec["family"], dataset=ds, model=spec["model"], method=method, scope=scope,
@@ -127,6 +124,8 @@ def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_
         for seed in seeds:
             add(e["dataset"], spec, e["method"], e["scope"], e["extra"], e["level"], e["target"], seed)
     pd.DataFrame(rows, columns=COLUMNS).to_csv(suite / "results.csv", index=False)
+    pd.DataFrame(layers, columns=["run_dir", "order", "name", "shape", "numel", "kept", "sparsity"]).to_csv(
+        suite / "layerwise.csv", index=False)
     primary = {ds: ("value_accuracy" if spec.get("counts") else "accuracy") for ds, spec in datasets.items()}
     (suite / "primary_metrics.json").write_text(json.dumps(primary))
     if write_config:
@@ -163,4 +162,7 @@ def test_fixture_writes_a_consistent_suite(tmp_path):
     run = tmp_path / df.loc[df["method"] == "omp_after", "run_dir"].iloc[0]
     m = Mask.load(run / "mask.safetensors")
     assert abs(m.sparsity() - df.loc[df["method"] == "omp_after", "realized_sparsity"].iloc[0]) < 1e-12
-    assert (run / "benchmark.tsv").is_file() and (run / "layerwise.csv").is_file()
+    assert not (run / "benchmark.tsv").exists() and not (run / "layerwise.csv").exists()
+    lw = pd.read_csv(suite / "layerwise.csv")
+    mine = lw[lw["run_dir"] == df.loc[df["method"] == "omp_after", "run_dir"].iloc[0]]
+    assert list(mine["order"]) == [0, 1, 2, 3] and (mine["kept"] == [int(m[n].sum()) for n in mine["name"]]).all()

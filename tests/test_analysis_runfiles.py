@@ -1,4 +1,4 @@
-"""Per-run files: mask IoU on known masks, layer order, drift, benchmark.tsv cost and fallback."""
+"""Per-run files and the suite's layerwise table: mask IoU on known masks, layer order, drift, cost."""
 
 import pandas as pd
 import pytest
@@ -6,9 +6,9 @@ import torch
 
 from smcbench.analysis.data import load_results
 from smcbench.analysis.runfiles import (cost_runs, cost_summary, cumulative_cost, drift_table, iou_table,
-                                        layerwise_table, mask_iou, read_benchmark)
+                                        layerwise_table, mask_iou, read_layerwise)
 from smcbench.sparsity.mask import Mask
-from test_analysis_fixtures import make_suite, write_run
+from test_analysis_fixtures import make_suite
 
 
 def test_iou_on_known_masks(tmp_path):
@@ -28,7 +28,9 @@ def test_iou_on_known_masks(tmp_path):
 def test_iou_table_is_seed_matched_with_micro_average(tmp_path):
     suite = make_suite(tmp_path, methods=("dense", "omp_after", "random_after"), levels=(1, 2), seeds=(0, 1))
     df = load_results(suite / "results.csv")
-    table, bad = iou_table(df, [2], tmp_path)
+    layers, problem = read_layerwise(suite / "layerwise.csv")
+    assert problem is None
+    table, bad = iou_table(df, [2], tmp_path, layers)
     assert not bad
     assert set(table["level"]) == {2} and set(table["n_pairs"]) == {2}  # 2 seeds, seed-matched
     # recompute the all-layer value of seed 0 by hand from the two masks
@@ -45,8 +47,12 @@ def test_iou_table_is_seed_matched_with_micro_average(tmp_path):
     allrow = table[table["name"] == "(all layers)"].iloc[0]
     assert allrow["iou"] == pytest.approx((inter / union + inter1 / union1) / 2)
     # per-layer rows come in the layerwise.csv order
-    layers = table[table["name"] != "(all layers)"].sort_values("order")
-    assert list(layers["name"])[0].endswith("word_embeddings.weight")
+    per_layer = table[table["name"] != "(all layers)"].sort_values("order")
+    assert list(per_layer["name"])[0].endswith("word_embeddings.weight")
+    # reversed order in the layerwise table: the IoU rows follow it
+    flipped = layers.assign(order=3 - layers["order"])
+    again, _ = iou_table(df, [2], tmp_path, flipped)
+    assert list(again[again["name"] != "(all layers)"].sort_values("order")["name"])[0] == "classifier.weight"
 
 
 def test_missing_mask_files_are_reported(tmp_path):
@@ -61,14 +67,25 @@ def test_missing_mask_files_are_reported(tmp_path):
 def test_layerwise_sorted_by_order_column(tmp_path):
     suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1, 2), seeds=(0,))
     df = load_results(suite / "results.csv")
-    # shuffle the rows of one layerwise.csv: the order column, not the row order, decides
-    run = tmp_path / df[(df["method"] == "omp_after") & (df["level"] == 2)]["run_dir"].iloc[0]
-    lw = pd.read_csv(run / "layerwise.csv")
-    lw.iloc[::-1].to_csv(run / "layerwise.csv", index=False)
-    table, bad = layerwise_table(df, [2], tmp_path)
+    # shuffle the rows of the layerwise table: the order column, not the row order, decides
+    run = df[(df["method"] == "omp_after") & (df["level"] == 2)]["run_dir"].iloc[0]
+    layers, _ = read_layerwise(suite / "layerwise.csv")
+    lw = layers[layers["run_dir"] == run]
+    table, bad = layerwise_table(df, [2], layers.iloc[::-1])
     assert not bad and set(table["method"]) == {"omp_after"}
     assert list(table.sort_values("order")["name"]) == list(lw.sort_values("order")["name"])
     assert table.set_index("name")["sparsity_mean"].to_dict() == pytest.approx(lw.set_index("name")["sparsity"].to_dict())
+
+
+def test_layerwise_runs_without_rows_and_a_missing_table_are_said(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after"), levels=(1,), seeds=(0, 1))
+    df = load_results(suite / "results.csv")
+    layers, _ = read_layerwise(suite / "layerwise.csv")
+    victim = df[(df["method"] == "omp_after") & (df["seed"] == 1)]["run_dir"].iloc[0]
+    table, bad = layerwise_table(df, [1], layers[layers["run_dir"] != victim])   # e.g. an old metrics.json
+    assert len(bad) == 1 and victim in bad[0] and set(table["n_runs"]) == {1}
+    empty, problem = read_layerwise(tmp_path / "nope.csv")
+    assert empty.empty and "not found" in problem and "results" in problem
 
 
 def test_drift_mean_over_seeds(tmp_path):
@@ -79,66 +96,49 @@ def test_drift_mean_over_seeds(tmp_path):
     assert first["rel_drift_mean"] == pytest.approx(0.01 * (1 + 1.1) / 2)
 
 
-def test_job_record_first_benchmark_as_fallback(tmp_path):
-    run = tmp_path / "r"
-    write_run(run, "dense", 0, 0, wall=120.0)
-    assert read_benchmark(run / "benchmark.tsv") == (pytest.approx(120.0), pytest.approx(512.5))
-    assert read_benchmark(tmp_path / "nope.tsv") is None
-    suite = make_suite(tmp_path / "s", methods=("dense", "omp_after", "lth"), levels=(1, 2), seeds=(0,))
-    # the job's own record (metrics.json -> results.csv: 61 s, 500 MB) wins over benchmark.tsv
-    # (60 s, 512.5 MB of the process Snakemake watched); one run without it falls back.
+def test_cost_from_the_jobs_own_records(tmp_path):
+    suite = make_suite(tmp_path, methods=("dense", "omp_after", "lth"), levels=(1, 2), seeds=(0,))
+    # every job's own record (metrics.json -> results.csv: 61 s, 500 MB); one run without it is said
     csv = suite / "results.csv"
     df = pd.read_csv(csv)
     victim = df[(df["method"] == "omp_after") & (df["level"] == 1)]["run_dir"].iloc[0]
     df.loc[df["run_dir"] == victim, ["wall_time_s", "peak_mem_mb"]] = None
     df.to_csv(csv, index=False)
-    runs, bad = cost_runs(load_results(csv), tmp_path / "s")
-    assert not bad
+    runs, bad = cost_runs(load_results(csv))
+    assert bad == [victim]
     by = runs.set_index("run_dir")
-    assert by.loc[victim, "source"] == "benchmark.tsv" and by.loc[victim, "wall_s"] == 60.0
+    assert by.loc[victim, "source"] == "none" and by.loc[victim, "wall_s"] != by.loc[victim, "wall_s"]
     assert (by.drop(victim)["source"] == "metrics.json").all() and (by.drop(victim)["peak_mem_mb"] == 500.0).all()
     summary = cost_summary(runs).set_index("method")
-    assert summary.loc["omp_after", "job_hours"] == pytest.approx((61 + 60) / 3600)
+    assert summary.loc["lth", "job_hours"] == pytest.approx(2 * 61 / 3600)
     cum = cumulative_cost(runs).set_index(["method", "level"])["cum_wall_s"]
     assert cum[("dense", 0)] == 61.0
     assert cum[("omp_after", 2)] == 122.0            # own run + the dense fine-tune it starts from
     assert cum[("lth", 2)] == 183.0                  # round 2 + round 1 + dense
 
 
-def test_mask_costs_in_job_or_from_the_mask_job(tmp_path):
-    """Before-training masks: inside the train job (mask_wall_time_s) or a separate mask job whose
-    mask.json records its time; a shared mask (snip and snip+rigl) counts once in job hours."""
-    import json
-
+def test_mask_cost_is_inside_the_train_job(tmp_path):
+    """Before-training masks are computed inside the train job: mask_wall_time_s says how much of
+    its time they took; a before-training run without it says so; other methods have none."""
     base = "results/demo/runs/d/all/m"
     rows = []
-    for method, mask_s in (("dense", 0.5), ("snip", None), ("snip+rigl", None), ("omp_before", 3.0)):
+    for method, mask_s in (("dense", 0.5), ("snip", None), ("omp_before", 3.0)):
         rel = f"{base}/dense/seed0" if method == "dense" else f"{base}/{method}/paper/s0.2000/seed0"
-        (tmp_path / rel).mkdir(parents=True)
         rows.append(dict(family="commonsense", dataset="d", model="m", method=method, scope="paper", extra="main",
                          level=0 if method == "dense" else 1, target_sparsity=0.0 if method == "dense" else 0.2,
                          realized_sparsity=0.2, round=0, seed=0, fold="all", split="test", metric="accuracy",
                          value=80.0, n=100, wall_time_s=10.0, peak_mem_mb=400.0, mask_wall_time_s=mask_s,
                          run_dir=rel))
-    shared = tmp_path / "results/demo/masks/d/all/m/snip/paper/s0.2000/seed0"
-    shared.mkdir(parents=True)
-    (shared / "mask.json").write_text(json.dumps({"wall_time_s": 4.0, "peak_mem_mb": 700.0}))
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
-    runs, bad = cost_runs(load_results(tmp_path / "results.csv"), tmp_path)
+    runs, bad = cost_runs(load_results(tmp_path / "results.csv"))
+    assert not bad
     by = runs.set_index("method")
     assert by.loc["omp_before", "mask_source"] == "in train job" and by.loc["omp_before", "mask_wall_s"] == 3.0
-    assert by.loc["snip", "mask_source"] == by.loc["snip+rigl", "mask_source"] == "mask job (mask.json)"
+    assert by.loc["snip", "mask_source"] == "not recorded"
     assert by.loc["dense", "mask_source"] == ""        # its recorded set-up time is no mask cost
     cum = cumulative_cost(runs).set_index("method")["cum_wall_s"]
-    assert cum["snip"] == 14.0 and cum["snip+rigl"] == 14.0   # own 10 s + the 4 s mask job
-    assert cum["omp_before"] == 10.0                        # its 3 s are inside its own 10 s
-    summary = cost_summary(runs).set_index("method")
-    assert summary.loc["snip", "job_hours"] == pytest.approx(14 / 3600)
-    assert summary.loc["snip", "max_peak_mem_mb"] == 700.0
-    # no mask.json time and no benchmark.tsv: said, not silently zero
-    (shared / "mask.json").write_text("{}")
-    runs, _ = cost_runs(load_results(tmp_path / "results.csv"), tmp_path)
-    assert runs.set_index("method").loc["snip", "mask_source"] == "not recorded"
+    assert cum["omp_before"] == 10.0                   # its 3 s are inside its own 10 s
+    assert cost_summary(runs).set_index("method").loc["omp_before", "job_hours"] == pytest.approx(10 / 3600)
 
 
 def test_drift_from_pretrained_column_or_name_rule(tmp_path):

@@ -71,3 +71,26 @@ def test_provenance_passes_through_and_missing_n_is_warned(tmp_path, capsys):
     assert float(r["value"]) == 91.5 and r["n"] == "200"            # a Python float, exact
     assert r["git_revision"] == "0123abc-dirty" and r["signature"] == sig and r["mask_wall_time_s"] == "2.5"
     assert rows["e"]["n"] == "" and rows["e"]["mask_wall_time_s"] == ""
+
+
+def test_collect_gathers_every_runs_layerwise_rows_and_names_old_metrics(tmp_path, capsys):
+    """Per-tensor sparsity lives in each metrics.json (`layerwise`); collect writes one
+    layerwise.csv beside results.csv. An older metrics.json without the key is still read."""
+    rows = [{"split": "test", "metric": "accuracy", "value": 60.0, "n": 20}]
+    layers = [{"order": 0, "name": "emb.weight", "shape": "4x2", "numel": 8, "kept": 8, "sparsity": 0.0},
+              {"order": 1, "name": "fc.weight", "shape": "2x2", "numel": 4, "kept": 1, "sparsity": 0.75}]
+    new = fake_run(tmp_path, "runs/d/all/m/lth/paper/s0.3600/seed0", "lth", 0.25, rows)
+    m = json.loads(new.read_text())
+    new.write_text(json.dumps({**m, "layerwise": layers}))
+    old = fake_run(tmp_path, "runs/d/all/m/dense/seed0", "dense", 0.0, rows)
+    out = tmp_path / "results.csv"
+    n, _ = collect([new, old], out)
+    assert n == 2                                         # the old run's results are kept
+    err = capsys.readouterr().err
+    assert "1 metrics.json without per-tensor sparsity" in err and str(old) in err
+    table = list(csv.DictReader((tmp_path / "layerwise.csv").open()))
+    assert list(table[0]) == ["run_dir", "order", "name", "shape", "numel", "kept", "sparsity"]
+    assert [(r["run_dir"], r["name"], r["kept"]) for r in table] == [
+        (str(new.parent), "emb.weight", "8"), (str(new.parent), "fc.weight", "1")]
+    results_dirs = {r["run_dir"] for r in csv.DictReader(out.open())}
+    assert str(new.parent) in results_dirs                # the same run_dir string joins the two tables

@@ -329,9 +329,8 @@ def test_kill_after_last_mask_change_resumes_to_identical_results(demo_run_input
     assert any(f"resuming from step {kill_at}" in line for line in logs), logs
 
     for key in ("rows", "history", "selection", "realized_sparsity", "mask_sparsity", "final_train_loss",
-                "method_stats"):
+                "method_stats", "layerwise"):
         assert resumed[key] == ref[key], key
-    assert (tmp_path / "ref" / "layerwise.csv").read_text() == (out / "layerwise.csv").read_text()
     a, b = Mask.load(tmp_path / "ref" / "mask.safetensors"), Mask.load(out / "mask.safetensors")
     assert list(a) == list(b) and all(torch.equal(a[n], b[n]) for n in a)
     wa, wb = load_file(tmp_path / "ref" / "model.safetensors"), load_file(out / "model.safetensors")

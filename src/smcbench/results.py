@@ -10,6 +10,12 @@ examples scored, ``signature`` how the metric was computed including package ver
 ``peak_mem_mb`` are the training job's own; ``mask_wall_time_s`` is the part of that job spent
 computing a before-training mask, when the job computed one (empty otherwise). :func:`collect`
 warns on stderr about rows without ``n``.
+
+Beside ``results.csv``, :func:`collect` writes ``layerwise.csv``: every run's realized sparsity per
+tensor (the ``layerwise`` rows of its metrics.json), one row per (run, tensor), columns
+:data:`LAYERWISE_COLUMNS`; ``run_dir`` is the same string as in ``results.csv``. It is the only
+layerwise file: the training jobs write none of their own (one file fewer per job for Snakemake to
+track). A metrics.json written before the jobs recorded the rows contributes none, with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "t
            "realized_sparsity", "mask_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
            "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "mask_wall_time_s",
            "git_revision", "config_hash", "run_dir"]
+
+
+LAYERWISE_COLUMNS = ["run_dir", "order", "name", "shape", "numel", "kept", "sparsity"]
 
 
 class ResultsError(RuntimeError):
@@ -52,12 +61,26 @@ def identity_from_run_dir(run_dir: str) -> dict:
             "level_tag": level, "seed": int(seed[4:])}
 
 
-def rows_of_run(metrics_path: Path, extra: str = "main") -> tuple[list[dict], str]:
-    """The table rows of one run, and its primary metric."""
+def read_metrics(metrics_path: Path) -> dict:
     try:
-        m = json.loads(Path(metrics_path).read_text())
+        return json.loads(Path(metrics_path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ResultsError(f"{metrics_path}: cannot read run metrics ({e}); rerun that job") from None
+
+
+def layerwise_of_run(m: dict, run_dir: str) -> list[dict] | None:
+    """The run's per-tensor rows for layerwise.csv, or None when its metrics.json has none (written
+    before the training jobs recorded them)."""
+    rows = m.get("layerwise")
+    if not isinstance(rows, list):
+        return None
+    return [{"run_dir": run_dir, **{k: r.get(k) for k in LAYERWISE_COLUMNS[1:]}} for r in rows]
+
+
+def rows_of_run(metrics_path: Path, extra: str = "main", m: dict | None = None) -> tuple[list[dict], str]:
+    """The table rows of one run, and its primary metric (``m``: its metrics.json, if already read)."""
+    if m is None:
+        m = read_metrics(metrics_path)
     run_dir = str(Path(metrics_path).parent)
     ident = identity_from_run_dir(run_dir)
     k, target = parse_level(ident["level_tag"])
@@ -81,28 +104,45 @@ def rows_of_run(metrics_path: Path, extra: str = "main") -> tuple[list[dict], st
     return out, m["primary_metric"]
 
 
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    os.replace(tmp, path)
+
+
 def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | None = None) -> tuple[int, dict]:
-    """Write the results table from run metrics; returns (number of rows, primary metric per dataset)."""
+    """Write the results table from run metrics, and every run's per-tensor sparsity to
+    ``layerwise.csv`` beside it; returns (number of rows, primary metric per dataset)."""
     extras = extras or {}
     missing = [str(p) for p in metrics_paths if not Path(p).exists()]
     if missing:
         raise ResultsError(f"{len(missing)} run(s) have no metrics.json, e.g. {missing[:3]}")
-    rows, primary = [], {}
+    rows, primary, layer_rows, no_layers = [], {}, [], []
     for p in metrics_paths:
-        run_rows, primary_metric = rows_of_run(Path(p), extras.get(str(Path(p).parent), "main"))
+        m = read_metrics(Path(p))
+        run_dir = str(Path(p).parent)
+        run_rows, primary_metric = rows_of_run(Path(p), extras.get(run_dir, "main"), m)
         rows.extend(run_rows)
         if run_rows:
             primary[run_rows[0]["dataset"]] = primary_metric
+        layers = layerwise_of_run(m, run_dir)
+        if layers is None:
+            no_layers.append(str(p))
+        else:
+            layer_rows.extend(layers)
     no_n = sorted({r["dataset"] for r in rows if r.get("n") is None and r["split"] != "validation"})
     if no_n:
         print(f"warning: rows without n (number of examples scored) for dataset(s) {', '.join(no_n)}; "
               "their tasks should report it", file=sys.stderr)
+    if no_layers:
+        print(f"warning: {len(no_layers)} metrics.json without per-tensor sparsity (key 'layerwise'; written "
+              f"by an older smcbench), e.g. {no_layers[0]}: those runs are missing from layerwise.csv and the "
+              "layerwise figure; rerun those jobs to add them", file=sys.stderr)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
-    os.replace(tmp, out_csv)
+    _write_csv(out_csv.with_name("layerwise.csv"), LAYERWISE_COLUMNS, layer_rows)
+    _write_csv(out_csv, COLUMNS, rows)
     return len(rows), primary

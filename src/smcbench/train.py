@@ -691,7 +691,6 @@ def run_training(spec: RunSpec) -> dict:
     if final_mask is not None:
         final_mask.save(spec.out_dir / "mask.safetensors", {"method": name, "scope": scope_name,
                                                              "target_sparsity": str(target)})
-    write_csv(spec.out_dir / "layerwise.csv", layerwise)
     if info.records_drift:
         write_csv(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state, fresh))
     if spec.save_model:
@@ -712,6 +711,9 @@ def run_training(spec: RunSpec) -> dict:
         "step_seconds": pos["step_seconds"] / max(1, total_steps), "mask_wall_time_s": mask_seconds,
         "n_parameters": sum(t.numel() for t in model.parameters()),
         "git_revision": git_revision(), "device": str(device), "config_hash": p.get("config_hash", ""),
+        # realized sparsity per tensor (input → output order); the results step gathers every run's
+        # rows into results/<suite>/layerwise.csv, so no per-run file for Snakemake to track
+        "layerwise": layerwise,
     }
     try:
         metrics["method_stats"] = method.stats()

@@ -1,5 +1,6 @@
 # Analyses, figures and tables of a suite (SPEC §4), all computed from results/{suite}/results.csv
-# and the per-run files it points to, each declared as an input (analysis_run_files). Every output
+# (+ layerwise.csv, every run's per-tensor sparsity) and the per-run files it points to, each
+# declared as an input (analysis_run_files). Every output
 # is fixed-name (panels live inside the figures), so the targets do not depend on the data. Each is
 # in the `snakemake --report` HTML with the caption in workflow/report/<name>.rst. Logic lives in
 # smcbench.analysis; helpers in common.smk.
@@ -42,6 +43,7 @@ rule analysis_matching:
 rule analysis_layerwise:
     input:
         **ANALYSIS_INPUT,
+        layerwise=in_suite("layerwise.csv"),
         runs=analysis_run_files("layerwise"),
     output:
         **{f"png_{f}": _rep(f"figures/layerwise_sparsity_{f}.png", "layerwise_sparsity", "2. Layerwise sparsity",
@@ -61,6 +63,7 @@ rule analysis_layerwise:
 rule analysis_iou:
     input:
         **ANALYSIS_INPUT,
+        layerwise=in_suite("layerwise.csv"),
         runs=analysis_run_files("iou"),
     output:
         **{f"png_{f}": _rep(f"figures/mask_iou_{f}.png", "mask_iou", "3. Lazy regime", f"mask IoU, {f}")

@@ -160,14 +160,20 @@ def _train_params(dataset, model, method, scope, level):
     return C.train_params(config, dataset, model, method, C.scope_from_path(scope), level)
 
 
-# params of the training rules: one dict lookup per job once computed (planning calls each per job)
-dense_params = cheap(lambda w: _train_params(w.dataset, w.model, "dense", "-", "s0"))
-dense_code = cheap(lambda w: job_version(w.dataset, "dense"))
-train_params = cheap(lambda w: _train_params(w.dataset, w.model, w.method, w.scope, w.level))
-train_code = cheap(lambda w: job_version(w.dataset, w.method))
-imp_params = cheap(lambda w: _train_params(w.dataset, w.model, w.imp, w.scope, w.level))
-imp_code = cheap(lambda w: job_version(w.dataset, w.imp))
-starts = cheap(lambda w, input: start_args(input))
+def _job(w, method, inputs):
+    """A training job's one param (a dict, tracked by Snakemake's params trigger): `settings`, the
+    canonical JSON the job receives; `code`, the version of the code that defines it (not passed,
+    only tracked); `starts`, the command-line flags of its start files (from the same input
+    function as its inputs, so the two cannot disagree)."""
+    return {"settings": _train_params(w.dataset, w.model, method, w.scope, w.level),
+            "code": job_version(w.dataset, method), "starts": start_args(inputs)}
+
+
+# the params of the training rules: one callable per job, a few dict lookups once computed
+dense_job = cheap(lambda w: {"settings": _train_params(w.dataset, w.model, "dense", "-", "s0"),
+                             "code": job_version(w.dataset, "dense"), "starts": ""})
+train_job = cheap(lambda w: _job(w, w.method, train_inputs(w)))
+imp_job = cheap(lambda w: _job(w, w.imp, imp_inputs(w)))
 prepare_settings = cheap(lambda w: C.prepare_params(config, w.dataset))
 prepare_family = cheap(lambda w: config["datasets"][w.dataset]["family"])
 prepare_code = cheap(lambda w: V.family_version(config["datasets"][w.dataset]["family"]))
@@ -181,11 +187,11 @@ def download_spec(entry):
     return C.canonical_json({k: entry[k] for k in keys if entry.get(k) is not None})
 
 
-def start_args(input):
-    """`smcbench train` arguments for the job's optional inputs (derived from the input files,
-    so not a tracked param)."""
+def start_args(inputs):
+    """`smcbench train` arguments for the job's optional inputs (a dict from train_inputs /
+    imp_inputs)."""
     flags = {"start": "--start-weights", "mask": "--prev-mask", "teacher": "--teacher-weights"}
-    return " ".join(f"{flag} {input[key]}" for key, flag in flags.items() if key in input.keys())
+    return " ".join(f"{flag} {inputs[key]}" for key, flag in flags.items() if key in inputs)
 
 
 @cheap
@@ -248,8 +254,9 @@ ANALYSIS_INPUT = {
 
 
 # per-run files an analysis reads besides results.csv, primary_metrics.json and config.json (the
-# cost analysis takes wall time and peak memory from results.csv)
-ANALYSIS_RUN_FILES = {"layerwise": ["layerwise.csv"], "iou": ["mask.safetensors"], "drift": ["drift.csv"]}
+# cost analysis takes wall time and peak memory from results.csv; the layerwise and IoU analyses
+# read every run's per-tensor sparsity from results/<suite>/layerwise.csv, written by `results`)
+ANALYSIS_RUN_FILES = {"iou": ["mask.safetensors"], "drift": ["drift.csv"]}
 
 
 def _figure_levels():
@@ -258,8 +265,8 @@ def _figure_levels():
 
 
 def analysis_run_files(name):
-    """The run files analysis `name` reads: every run's layerwise table, the masks of sparse runs
-    at the figure levels (`analysis.layerwise_levels`, default all), drift of runs that record it."""
+    """The run files analysis `name` reads: the masks of sparse runs at the figure levels
+    (`analysis.layerwise_levels`, default all), drift of runs that record it."""
     levels = _figure_levels()
     files = []
     for fname in ANALYSIS_RUN_FILES.get(name, []):

@@ -1,5 +1,6 @@
-# Every run's metrics.json → the tidy results table (+ the resolved config and primary metrics the
-# analyses read).
+# Every run's metrics.json → the tidy results table, the per-tensor sparsity of every run
+# (layerwise.csv, from the `layerwise` rows of each metrics.json), and the resolved config and
+# primary metrics the analyses read.
 
 
 rule results:
@@ -7,6 +8,7 @@ rule results:
         [run_metrics(r) for r in RUNS],
     output:
         table=f"results/{SUITE}/results.csv",
+        layerwise=f"results/{SUITE}/layerwise.csv",
         config=f"results/{SUITE}/config.json",
         primary=f"results/{SUITE}/primary_metrics.json",
     params:

@@ -2,9 +2,11 @@
 # masks (omp_before, random_before, snip) are computed inside the training job, seeded, so methods
 # that share one (snip, snip+rigl) get the same mask without a job of its own. Evaluation
 # (validation for selection, test for the report) runs inside each training
-# job on the selected checkpoint, so no second job reloads the model. Each job's params carry its
-# own settings (canonical JSON) and the version of the code that defines it (`code`: the shared
-# loop, its family, its method; smcbench.versions), so a code edit reruns exactly its jobs.
+# job on the selected checkpoint, so no second job reloads the model. Each job has one param, `job`
+# (common.smk): its own settings (canonical JSON, what it receives), the version of the code that
+# defines it (`code`: the shared loop, its family, its method; smcbench.versions; tracked, not
+# passed), so a code edit reruns exactly its jobs, and the flags naming its start files. One
+# callable instead of three: Snakemake's cost per params callable and job is paid once.
 
 
 rule dense:
@@ -14,15 +16,11 @@ rule dense:
     output:
         metrics=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/metrics.json"),
         model=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/model.safetensors"),
-        layerwise=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/layerwise.csv"),
         drift=in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/drift.csv"),
     params:
-        p=dense_params,
-        code=dense_code,
+        job=dense_job,
     log:
         in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/log.txt"),
-    benchmark:
-        in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/benchmark.tsv")
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
@@ -31,7 +29,7 @@ rule dense:
     conda:
         model_env
     shell:
-        "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
+        "python -m smcbench train --params {params.job[settings]:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
         "--threads {threads} --log {log} --save-model"
 
@@ -41,16 +39,11 @@ rule train:
         unpack(train_inputs),
     output:
         metrics=in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/metrics.json"),
-        layerwise=in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/layerwise.csv"),
         mask=in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/mask.safetensors"),
     params:
-        p=train_params,
-        code=train_code,
-        starts=starts,
+        job=train_job,
     log:
         in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/log.txt"),
-    benchmark:
-        in_suite("runs/{dataset}/{fold}/{model}/{method}/{scope}/{level}/seed{seed}/benchmark.tsv")
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
@@ -59,9 +52,9 @@ rule train:
     conda:
         model_env
     shell:
-        "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
+        "python -m smcbench train --params {params.job[settings]:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
-        "--threads {threads} --log {log} {params.starts}"
+        "--threads {threads} --log {log} {params.job[starts]}"
 
 
 rule train_imp:
@@ -69,17 +62,12 @@ rule train_imp:
         unpack(imp_inputs),
     output:
         metrics=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/metrics.json"),
-        layerwise=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/layerwise.csv"),
         mask=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/mask.safetensors"),
         model=in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/model.safetensors"),
     params:
-        p=imp_params,
-        code=imp_code,
-        starts=starts,
+        job=imp_job,
     log:
         in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/log.txt"),
-    benchmark:
-        in_suite("runs/{dataset}/{fold}/{model}/{imp}/{scope}/{level}/seed{seed}/benchmark.tsv")
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
@@ -88,6 +76,6 @@ rule train_imp:
     conda:
         model_env
     shell:
-        "python -m smcbench train --params {params.p:q} --data $(dirname {input.data}) "
+        "python -m smcbench train --params {params.job[settings]:q} --data $(dirname {input.data}) "
         "--pretrained $(dirname {input.pretrained}) --seed {wildcards.seed} --out $(dirname {output.metrics}) "
-        "--threads {threads} --log {log} {params.starts} --save-model"
+        "--threads {threads} --log {log} {params.job[starts]} --save-model"

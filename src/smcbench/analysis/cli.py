@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--primary-metrics", default=None,
                        help="primary_metrics.json (default: beside results.csv)")
         s.add_argument("--config", default=None, help="resolved config.json (default: beside results.csv)")
+        s.add_argument("--layerwise", default=None,
+                       help="every run's per-tensor sparsity, layerwise.csv (default: beside results.csv)")
         s.add_argument("--out", default=None, help="suite folder to write figures/ and tables/ into "
                                                    "(default: the folder of results.csv)")
         s.add_argument("--root", default=".", help="folder the run_dir column is relative to (default: .)")
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        inp = Inputs.load(args.results, args.primary_metrics, args.config, args.root, args.value_column)
+        inp = Inputs.load(args.results, args.primary_metrics, args.config, args.root, args.value_column,
+                          args.layerwise)
         out = Path(args.out) if args.out else Path(args.results).parent
         todo = list(SUBCOMMANDS) if args.command == "all" else [args.command]
         for name in todo:

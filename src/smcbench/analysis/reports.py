@@ -61,12 +61,15 @@ class Inputs:
     root: Path = Path(".")
     value_col: str = "value"
     left_out: list = field(default_factory=list)
+    layerwise_path: Path | None = None
 
     @classmethod
     def load(cls, results: str | Path, primary_metrics: str | Path | None = None,
-             config: str | Path | None = None, root: str | Path = ".", value_col: str = "value") -> "Inputs":
+             config: str | Path | None = None, root: str | Path = ".", value_col: str = "value",
+             layerwise: str | Path | None = None) -> "Inputs":
         """Read results.csv, primary_metrics.json (default: beside results.csv) and config.json
-        (optional; default beside results.csv)."""
+        (optional; default beside results.csv); layerwise.csv (default: beside results.csv) is read
+        when an analysis needs it."""
         results = Path(results)
         df = load_results(results)
         if value_col not in df.columns:
@@ -87,7 +90,20 @@ class Inputs:
                 warn(f"{value_col} is empty for dataset(s) {', '.join(left_out)} (their tasks do not report it, "
                      f"e.g. report_best_on_test: false): they are left out of every figure and table drawn "
                      f"from {value_col}; use --value-column value to see them")
-        return cls(df=df, primary=primary, config=cfg, root=Path(root), value_col=value_col, left_out=left_out)
+        lw_path = Path(layerwise) if layerwise else results.parent / "layerwise.csv"
+        return cls(df=df, primary=primary, config=cfg, root=Path(root), value_col=value_col, left_out=left_out,
+                   layerwise_path=lw_path)
+
+    @cached_property
+    def layers(self) -> "pd.DataFrame":
+        """Every run's per-tensor sparsity (the suite's layerwise.csv); empty, with a warning, when
+        the file is missing or malformed."""
+        from .runfiles import read_layerwise
+
+        table, problem = read_layerwise(self.layerwise_path or "layerwise.csv")
+        if problem:
+            warn(problem)
+        return table
 
     @cached_property
     def splits(self) -> dict:
@@ -217,15 +233,16 @@ def run_layerwise(inp: Inputs, out_dir: Path) -> None:
 
     csv = _out(out_dir, "tables/layerwise_sparsity.csv")
     levels = inp.layer_levels()
-    table, bad = layerwise_table(inp.df, levels, inp.root)
-    _warn_unreadable("layerwise.csv file(s)", bad)
+    table, bad = layerwise_table(inp.df, levels, inp.layers)
+    if bad and len(inp.layers):
+        _warn_unreadable(f"run(s) without rows in {inp.layerwise_path}", bad)
     if len(table):
         uniq = list(table["name"].unique())
         table = table.assign(short_name=table["name"].map(dict(zip(uniq, short_layer_names(uniq)))))
     table.to_csv(csv, index=False)
     _by_family(table, _family_of(inp), out_dir, "layerwise_sparsity",
                lambda sub, fam: plot_layerwise(sub, title=f"Layerwise sparsity · {fam}"),
-               f"layerwise.csv of a sparse main-grid run at levels k={levels}")
+               f"per-tensor sparsity (layerwise.csv) of a sparse main-grid run at levels k={levels}")
 
 
 def run_iou(inp: Inputs, out_dir: Path) -> None:
@@ -234,7 +251,7 @@ def run_iou(inp: Inputs, out_dir: Path) -> None:
     from .runfiles import iou_table
 
     csv = _out(out_dir, "tables/mask_iou.csv")
-    table, bad = iou_table(inp.df, inp.layer_levels(), inp.root)
+    table, bad = iou_table(inp.df, inp.layer_levels(), inp.root, inp.layers)
     _warn_unreadable("mask.safetensors file(s)", bad)
     if len(table):
         same = set(identical_pairs(table))
@@ -474,9 +491,10 @@ def run_cost(inp: Inputs, out_dir: Path) -> None:
     from .runfiles import cost_runs, cost_summary, cumulative_cost
 
     png, pdf, csv, csv_runs = (_out(out_dir, p) for p in OUTPUTS["cost"])
-    runs, bad = cost_runs(inp.df, inp.root)
+    runs, bad = cost_runs(inp.df)
     if bad:
-        _warn_unreadable("run(s) without benchmark.tsv or wall_time_s", bad)
+        warn(f"{len(bad)} run(s) have no wall_time_s in results.csv (no cost record): "
+             + "; ".join(bad[:10]) + (f" … and {len(bad) - 10} more" if len(bad) > 10 else ""))
     runs = cumulative_cost(runs) if len(runs) else runs.assign(cum_wall_s=[])
     runs.to_csv(csv_runs, index=False)
     cost_summary(runs).to_csv(csv, index=False)
@@ -486,7 +504,7 @@ def run_cost(inp: Inputs, out_dir: Path) -> None:
     per_seed = runs.groupby(key, as_index=False)["cum_wall_s"].sum()  # folds of a seed add up
     j = seeds.merge(per_seed, on=key, how="left")
     if j.empty or j["cum_wall_s"].isna().all():
-        _fig_or_placeholder(None, "No cost records (benchmark.tsv or wall_time_s) for main-grid runs.", png, pdf)
+        _fig_or_placeholder(None, "No cost records (wall_time_s) for main-grid runs.", png, pdf)
         return
     pts = j.groupby(["dataset", "model", "split", "metric", "method", "level"], as_index=False).agg(
         mean=("value", "mean"), cum_hours=("cum_wall_s", lambda s: float(s.mean()) / 3600.0))

@@ -5,7 +5,8 @@ warn with their names instead of leaving a silent gap.
 
 Definitions:
 
-* **Layerwise sparsity** of a tensor = 1 − kept/numel from the run's ``layerwise.csv``; a point is
+* **Layerwise sparsity** of a tensor = 1 − kept/numel from the suite's ``layerwise.csv`` (every
+  run's per-tensor rows, gathered by the results step from each run's metrics.json); a point is
   the mean over seeds and folds of the same (dataset, model, method, level, tensor).
 * **Mask IoU** of two masks on one tensor = |A ∩ B| / |A ∪ B| over the *kept* weights (True
   entries), for two methods at the same level, seed and fold (seed-matched). ``all layers`` is
@@ -15,12 +16,9 @@ Definitions:
 * **Weight drift** of a tensor = ‖θ_ft − θ_pre‖ / ‖θ_pre‖ (``rel_drift`` of the dense run's
   ``drift.csv``), averaged over seeds and folds.
 * **Cost** of a run = the training job's own wall time and peak memory as the job measured them
-  (``wall_time_s`` / ``peak_mem_mb`` of its metrics.json, carried by results.csv); Snakemake's
-  ``benchmark.tsv`` (mean ``s`` over repeats, max ``max_rss``) only when the table has none, since
-  under a job server it measures the client process, not the job. A before-training mask computed
-  inside the train job is part of its time (``mask_wall_time_s`` says how much); one computed by a
-  separate ``mask`` job is added from that job's ``mask.json`` (``wall_time_s``/``peak_mem_mb``)
-  or ``benchmark.tsv``, once per shared mask. ``source`` and ``mask_source`` say which.
+  (``wall_time_s`` / ``peak_mem_mb`` of its metrics.json, carried by results.csv; ``source`` =
+  ``metrics.json``, or ``none`` for a run without them). A before-training mask is computed inside
+  the train job and is part of its time (``mask_wall_time_s`` says how much).
 """
 
 from __future__ import annotations
@@ -45,25 +43,50 @@ def _runs(df, root, where):
 
 # --- layerwise -----------------------------------------------------------------------------------
 
-def layerwise_table(df: "pd.DataFrame", levels: list[int], root: str | Path = "."):
-    """Per (dataset, model, method, level, tensor) the mean/std layer sparsity over seeds and folds
-    of the main grid's sparse runs at ``levels``. Returns (table, unreadable paths)."""
+LAYERWISE_NEED = ["run_dir", "order", "name", "numel", "kept", "sparsity"]
+
+
+def read_layerwise(path: str | Path) -> tuple["pd.DataFrame", str | None]:
+    """The suite's ``layerwise.csv`` (written by the results step), and what is wrong with it (None
+    when nothing is): a missing or malformed file gives an empty table and a message naming the fix."""
     import pandas as pd
 
-    runs = _runs(df, root, (df["extra"] == MAIN) & (df["method"] != DENSE) & df["level"].isin(levels))
+    path = Path(path)
+    empty = pd.DataFrame(columns=LAYERWISE_NEED)
+    fix = "rerun the results step (`snakemake -R results`, or `python -m smcbench results`) to write it"
+    if not path.is_file():
+        return empty, f"{path} not found: no per-tensor sparsity; {fix}"
+    lw = pd.read_csv(path)
+    missing = [c for c in LAYERWISE_NEED if c not in lw.columns]
+    if missing:
+        return empty, f"{path} has no column(s) {missing} (columns {sorted(lw.columns)}); {fix}"
+    return lw, None
+
+
+def _by_run(layers: "pd.DataFrame | None") -> dict:
+    """run_dir -> that run's rows of the layerwise table."""
+    if layers is None or not len(layers):
+        return {}
+    return {str(k): g for k, g in layers.groupby("run_dir", sort=False)}
+
+
+def layerwise_table(df: "pd.DataFrame", levels: list[int], layers: "pd.DataFrame | None"):
+    """Per (dataset, model, method, level, tensor) the mean/std layer sparsity over seeds and folds
+    of the main grid's sparse runs at ``levels``, from ``layers`` (the suite's layerwise.csv, see
+    :func:`read_layerwise`). Returns (table, runs without rows in it)."""
+    import pandas as pd
+
+    runs = unique_runs(df, (df["extra"] == MAIN) & (df["method"] != DENSE) & df["level"].isin(levels))
+    per_run = _by_run(layers)
     parts, bad = [], []
     for r in runs.itertuples():
-        f = r.path / "layerwise.csv" if r.path is not None else None
-        if f is None or not f.is_file():
-            bad.append(str(f) if f else f"{r.dataset}/{r.model}/{r.method}/k={r.level}/seed{r.seed}: empty run_dir")
+        lw = per_run.get(str(r.run_dir))
+        if lw is None:
+            bad.append(f"{r.run_dir} ({r.dataset}/{r.model}/{r.method}/k={r.level}/seed{r.seed}: no rows)")
             continue
-        lw = pd.read_csv(f)
-        need = {"order", "name", "numel", "kept", "sparsity"}
-        if not need <= set(lw.columns):
-            bad.append(f"{f} (columns {sorted(lw.columns)}, need {sorted(need)})")
-            continue
-        lw = lw.assign(dataset=r.dataset, model=r.model, method=r.method, scope=r.scope, level=r.level,
-                       target_sparsity=r.target_sparsity, seed=r.seed, fold=r.fold)
+        lw = lw.drop(columns=["run_dir"]).assign(
+            dataset=r.dataset, model=r.model, method=r.method, scope=r.scope, level=r.level,
+            target_sparsity=r.target_sparsity, seed=r.seed, fold=r.fold)
         parts.append(lw)
     cols = ["dataset", "model", "method", "scope", "level", "target_sparsity", "order", "name", "numel",
             "sparsity_mean", "sparsity_std", "n_runs"]
@@ -109,17 +132,13 @@ def _flat_bits(handle, name: str):
     return t.bool().flatten()
 
 
-def _layer_order(run_path: Path, names: list[str]) -> dict[str, int]:
-    """Tensor order from the run's layerwise.csv (input → output), else the mask file's order."""
-    import pandas as pd
-
-    f = run_path / "layerwise.csv"
-    if f.is_file():
-        lw = pd.read_csv(f)
-        if {"order", "name"} <= set(lw.columns):
-            order = dict(zip(lw["name"], lw["order"].astype(int)))
-            if all(n in order for n in names):
-                return order
+def _layer_order(rows: "pd.DataFrame | None", names: list[str]) -> dict[str, int]:
+    """Tensor order from the run's rows of the layerwise table (input → output), else the mask
+    file's order."""
+    if rows is not None and len(rows):
+        order = dict(zip(rows["name"], rows["order"].astype(int)))
+        if all(n in order for n in names):
+            return order
     return {n: i for i, n in enumerate(names)}
 
 
@@ -169,9 +188,10 @@ def mask_iou(paths: dict[str, Path]) -> "pd.DataFrame":
                                        "density_a", "density_b", "iou", "iou_random"])
 
 
-def iou_table(df: "pd.DataFrame", levels: list[int], root: str | Path = "."):
+def iou_table(df: "pd.DataFrame", levels: list[int], root: str | Path = ".", layers: "pd.DataFrame | None" = None):
     """Per-tensor IoU between methods at the same level, seed and fold (main grid, ``levels``),
     averaged over seeds/folds; plus a row ``name = "(all layers)"`` with the micro-average.
+    Tensors are ordered by ``layers`` (the suite's layerwise.csv), else by the mask file.
 
     Returns (table, unreadable paths). Columns: dataset, model, level, target_sparsity, method_a,
     method_b, order, name, numel, iou, iou_random, n_pairs.
@@ -179,22 +199,24 @@ def iou_table(df: "pd.DataFrame", levels: list[int], root: str | Path = "."):
     import pandas as pd
 
     runs = _runs(df, root, (df["extra"] == MAIN) & (df["method"] != DENSE) & df["level"].isin(levels))
+    per_run = _by_run(layers)
     parts, bad = [], []
     for (ds, model, level, seed, fold), g in runs.groupby(["dataset", "model", "level", "seed", "fold"], sort=True):
-        paths = {}
+        paths, first = {}, None
         for r in g.itertuples():
             f = r.path / "mask.safetensors" if r.path is not None else None
             if f is None or not f.is_file():
                 bad.append(str(f) if f else f"{ds}/{model}/{r.method}/k={level}/seed{seed}: empty run_dir")
                 continue
-            paths.setdefault(r.method, f)
+            if r.method not in paths:
+                paths[r.method] = f
+                first = first if first is not None else str(r.run_dir)
         if len(paths) < 2:
             continue
         t = mask_iou(paths)
         if t.empty:
             continue
-        first = next(iter(paths.values())).parent
-        order = _layer_order(first, list(dict.fromkeys(t["name"])))
+        order = _layer_order(per_run.get(first), list(dict.fromkeys(t["name"])))
         t["order"] = t["name"].map(order)
         tot = t.groupby(["method_a", "method_b"], sort=False).agg(
             intersection=("intersection", "sum"), union=("union", "sum"), numel=("numel", "sum")).reset_index()
@@ -278,133 +300,57 @@ def drift_table(df: "pd.DataFrame", root: str | Path = "."):
 
 # --- cost ----------------------------------------------------------------------------------------
 
-def read_benchmark(path: Path) -> tuple[float, float] | None:
-    """(wall seconds, peak RSS MB) from a Snakemake benchmark.tsv: mean ``s`` over its rows
-    (repeats), max ``max_rss``. None when the file is absent or has no ``s`` column."""
-    import pandas as pd
-
-    if not path.is_file():
-        return None
-    b = pd.read_csv(path, sep="\t")
-    if "s" not in b.columns or b.empty:
-        return None
-    s = pd.to_numeric(b["s"], errors="coerce").mean()
-    rss = pd.to_numeric(b["max_rss"], errors="coerce").max() if "max_rss" in b.columns else float("nan")
-    return float(s), float(rss)
-
-
-def mask_job_dir(run_dir: Path, method: str) -> Path | None:
-    """The folder of the separate ``mask`` job a before-training run started from
-    (``…/runs/<ds>/<fold>/<model>/<method>/<scope>/<level>/seed<n>`` →
-    ``…/masks/<ds>/<fold>/<model>/<init>/<scope>/<level>/seed<n>``), or None when the method has
-    no shared before-training mask or the folder layout is not the pipeline's."""
-    from smcbench.sparsity.registry import METHODS
-
-    info = METHODS.get(method)
-    init = getattr(info, "init_mask_from", None) if info is not None else None
-    if not init:
-        return None
-    parts = list(Path(run_dir).parts)
-    if "runs" not in parts:
-        return None
-    i = len(parts) - 1 - parts[::-1].index("runs")
-    if len(parts) - i != 8 or parts[i + 4] != method:
-        return None
-    parts[i], parts[i + 4] = "masks", init
-    return Path(*parts)
-
-
-def read_mask_job(folder: Path) -> tuple[float, float, str] | None:
-    """(wall s, peak MB, source) of a separate mask job: its mask.json when it records the time,
-    else its benchmark.tsv; None when neither does."""
-    import json
-
-    f = folder / "mask.json"
-    if f.is_file():
-        try:
-            m = json.loads(f.read_text())
-        except (OSError, ValueError):
-            m = {}
-        if isinstance(m, dict) and m.get("wall_time_s") is not None:
-            return float(m["wall_time_s"]), float(m.get("peak_mem_mb") or float("nan")), "mask job (mask.json)"
-    b = read_benchmark(folder / "benchmark.tsv")
-    if b is not None:
-        return b[0], b[1], "mask job (benchmark.tsv)"
-    return None
-
-
-def cost_runs(df: "pd.DataFrame", root: str | Path = "."):
+def cost_runs(df: "pd.DataFrame"):
     """One row per run (every extra): wall_s, peak_mem_mb, source (``metrics.json`` = the job's
-    own numbers via results.csv, ``benchmark.tsv`` when the table has none, ``none``), and the
-    before-training mask: mask_wall_s, mask_peak_mem_mb, mask_source (``in train job``, ``mask
-    job (…)``, ``not recorded``, or empty for methods without one) and mask_key (the mask job's
-    folder, to count a shared mask once). Returns (table, runs without any cost record)."""
+    own numbers via results.csv, ``none``), and the before-training mask's part of the job:
+    mask_wall_s and mask_source (``in train job``, ``not recorded``, or empty for methods without
+    one). Returns (table, runs without any cost record)."""
     import pandas as pd
 
     from smcbench.sparsity.registry import METHODS
 
-    runs = _runs(df, root, None)
+    runs = unique_runs(df)
     rows, bad = [], []
     for r in runs.itertuples():
         if r.wall_time_s == r.wall_time_s:  # not NaN: the job's own record
             wall, mem, src = float(r.wall_time_s), float(r.peak_mem_mb), "metrics.json"
         else:
-            b = read_benchmark(r.path / "benchmark.tsv") if r.path is not None else None
-            if b is not None:
-                wall, mem, src = b[0], b[1], "benchmark.tsv"
-            else:
-                wall, mem, src = float("nan"), float("nan"), "none"
-                bad.append(str(r.path) if r.path is not None else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
+            wall, mem, src = float("nan"), float("nan"), "none"
+            bad.append(str(r.run_dir) if str(r.run_dir) not in ("", "nan") else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
         info = METHODS.get(r.method)
-        m_wall, m_mem, m_src, m_key = float("nan"), float("nan"), "", ""
-        before = info is not None and bool(getattr(info, "init_mask_from", None))
-        if not before:
-            pass  # no before-training mask (a recorded mask_wall_time_s is the method's set-up time)
-        elif r.mask_wall_time_s == r.mask_wall_time_s:
-            m_wall, m_src = float(r.mask_wall_time_s), "in train job"
-        else:
-            folder = mask_job_dir(r.path, r.method) if r.path is not None else None
-            got = read_mask_job(folder) if folder is not None else None
-            if got is not None:
-                m_wall, m_mem, m_src = got
-                m_key = str(folder)
+        m_wall, m_src = float("nan"), ""
+        if info is not None and getattr(info, "init_mask_from", None):
+            if r.mask_wall_time_s == r.mask_wall_time_s:
+                m_wall, m_src = float(r.mask_wall_time_s), "in train job"
             else:
                 m_src = "not recorded"
+        # (for other methods a recorded mask_wall_time_s is the method's set-up time, no mask cost)
         rows.append({**{k: getattr(r, k) for k in RUN_KEYS}, "run_dir": r.run_dir, "wall_s": wall,
-                     "peak_mem_mb": mem, "source": src, "mask_wall_s": m_wall, "mask_peak_mem_mb": m_mem,
-                     "mask_source": m_src, "mask_key": m_key})
-    cols = RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "source", "mask_wall_s", "mask_peak_mem_mb",
-                       "mask_source", "mask_key"]
+                     "peak_mem_mb": mem, "source": src, "mask_wall_s": m_wall, "mask_source": m_src})
+    cols = RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "source", "mask_wall_s", "mask_source"]
     return pd.DataFrame(rows, columns=cols), bad
 
 
 def cost_summary(runs: "pd.DataFrame") -> "pd.DataFrame":
-    """Per (dataset, model, method, extra): number of runs, job hours (train jobs plus separate mask
-    jobs, each shared mask counted once), mean wall seconds per run, max peak memory (train or mask
-    job). ``job_hours`` of a GPU method is its GPU-hours on a one-GPU-per-job cluster."""
+    """Per (dataset, model, method, extra): number of runs, job hours (the train jobs' wall time;
+    a before-training mask is inside it), mean wall seconds per run, max peak memory.
+    ``job_hours`` of a GPU method is its GPU-hours on a one-GPU-per-job cluster."""
     import pandas as pd
 
-    sep = runs[runs["mask_key"].astype(str) != ""].drop_duplicates("mask_key")
-    mask_s = sep.groupby(["dataset", "model", "method", "extra"])["mask_wall_s"].sum()
     g = runs.groupby(["dataset", "model", "method", "extra"], sort=True)
     out = g.agg(n_runs=("wall_s", "size"), train_s=("wall_s", "sum"),
                 mean_wall_s=("wall_s", "mean"), max_peak_mem_mb=("peak_mem_mb", "max"),
-                max_mask_peak_mem_mb=("mask_peak_mem_mb", "max"),
                 sources=("source", lambda s: ",".join(sorted(set(s)))),
                 mask_sources=("mask_source", lambda s: ",".join(sorted(set(x for x in s if x))))).reset_index()
-    key = list(zip(out["dataset"], out["model"], out["method"], out["extra"]))
-    out["mask_job_s"] = [float(mask_s.get(k, 0.0)) for k in key]
-    out["job_hours"] = (out["train_s"] + out["mask_job_s"]) / 3600.0
-    out["max_peak_mem_mb"] = out[["max_peak_mem_mb", "max_mask_peak_mem_mb"]].max(axis=1)
+    out["job_hours"] = out["train_s"] / 3600.0
     return pd.DataFrame(out[["dataset", "model", "method", "extra", "n_runs", "job_hours", "mean_wall_s",
-                             "mask_job_s", "max_peak_mem_mb", "sources", "mask_sources"]])
+                             "max_peak_mem_mb", "sources", "mask_sources"]])
 
 
 def cumulative_cost(runs: "pd.DataFrame") -> "pd.DataFrame":
     """Wall seconds needed to obtain each run's model, prerequisites included: methods starting
     from the dense fine-tune add the same seed's/fold's dense run, IMP round k adds rounds < k
-    (and the dense run), as the registry's ``start_from`` says; a separate mask job's time is
-    added to the runs that start from its mask. Adds column ``cum_wall_s``."""
+    (and the dense run), as the registry's ``start_from`` says. Adds column ``cum_wall_s``."""
     from smcbench.sparsity.registry import METHODS
 
     key = ["dataset", "model", "scope", "seed", "fold"]
@@ -417,8 +363,6 @@ def cumulative_cost(runs: "pd.DataFrame") -> "pd.DataFrame":
         info = METHODS.get(r["method"])
         base = dense.get((r["dataset"], r["model"], r["seed"], r["fold"]), 0.0)
         total = r["wall_s"]
-        if str(r.get("mask_key", "") or "") and r.get("mask_wall_s") == r.get("mask_wall_s"):
-            total += r["mask_wall_s"]  # a separate mask job this run started from
         if info is not None and info.start_from == "dense":
             total += base
         elif info is not None and info.start_from == "previous_round":
