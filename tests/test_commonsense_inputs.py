@@ -47,6 +47,25 @@ def test_csqa_layout_is_fairseq(tok):
     assert short[0] == 0
 
 
+def test_tok_tokenizes_each_distinct_text_once_with_the_same_ids(tok):
+    from smcbench.tasks.commonsense.model import _tok
+
+    calls = []
+
+    class Counting:
+        def __call__(self, texts, **kw):
+            calls.append(list(texts))
+            return tok(texts, **kw)
+
+    texts = ["A: cat", "A: the dog", "A: cat", "Q: what is red ?", "A: cat", ""]
+    got = _tok(Counting(), texts)
+    assert got == tok(texts, add_special_tokens=False)["input_ids"]
+    assert calls == [["A: cat", "A: the dog", "Q: what is red ?", ""]]
+    got[0].append(99)  # every row owns its list: editing one leaves its duplicates alone
+    assert got[2] == ids(tok, "A: cat")
+    assert _tok(Counting(), []) == []
+
+
 def test_race_layout_is_fairseq(tok):
     rows = [{"id": "r", "question": "the _ was big .", "choices": ["cat", "dog", "tom", "ann"],
              "label": 1, "article": "article\ntext here ."},

@@ -157,9 +157,14 @@ def _pad(seqs: list[list[int]], pad_id: int = 1) -> tuple[torch.Tensor, torch.Te
 # ================================================================================================
 
 def _tok(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text (no special tokens). Each distinct text is tokenized once: choices
+    ("A: red") and RACE articles repeat across rows, and the tokenizer is deterministic, so the
+    result is the same as tokenizing every text (each row gets its own list)."""
     if not texts:
         return []
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    distinct = list(dict.fromkeys(texts))
+    ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=False)["input_ids"]))
+    return [list(ids[t]) for t in texts]
 
 
 def encode_csqa(tokenizer, rows: list[dict], max_length: int) -> list[list[list[int]]]:
