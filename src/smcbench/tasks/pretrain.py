@@ -44,19 +44,19 @@ class PretrainSettings:
 def pad(seqs: list[list[int]], value: int) -> torch.Tensor:
     """Right-pad integer sequences into a (N, max_len) long tensor."""
     width = max(1, max((len(s) for s in seqs), default=1))
-    out = torch.full((len(seqs), width), value, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if s:
-            out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
+    if not seqs:
+        return torch.full((0, width), value, dtype=torch.long)
+    # one tensor from padded Python lists: a torch.tensor per row cost ~20 us each (1.6 s of the
+    # translation pre-training's 800 steps)
+    return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
 
 
 def pad_with_mask(seqs: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, attention mask) of right-padded sequences."""
     ids = pad(seqs, value)
-    attn = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        attn[i, : len(s)] = 1
+    width = ids.shape[1]
+    attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], dtype=torch.long) \
+        if seqs else torch.zeros_like(ids)
     return ids, attn
 
 
