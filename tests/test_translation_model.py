@@ -258,3 +258,17 @@ def test_malformed_training_row_names_file_and_line(tmp_path, built):
     (tmp_path / "train.jsonl").write_text(json.dumps({**good, "src_lang": "xx"}) + "\n")
     with pytest.raises(ValueError, match=r"train\.jsonl:1: language pair 'xx'"):
         T.TASK("d", settings, tmp_path, root / "pre", seed=0)
+
+
+def test_pre_encoded_training_batches_equal_batch_by_batch(built):
+    # small training sets are tokenized once per task; the batches are exactly those of
+    # tokenizing batch by batch (the path large OPUS-100 sets take)
+    fast = make_task(built[0], epoch_size=40)
+    slow = make_task(built[0], epoch_size=40)
+    slow.PRE_ENCODE_MAX_ROWS = 0
+    for epoch in (0, 1):
+        a, b = list(fast.train_batches(epoch)), list(slow.train_batches(epoch))
+        assert len(a) == len(b) == 5
+        for x, y in zip(a, b):
+            assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    assert "train" in fast._encoded and "train" not in slow._encoded
