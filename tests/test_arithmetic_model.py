@@ -240,3 +240,42 @@ def test_batched_decoding_equals_per_problem_decoding(workdir, arch):
     assert len(order) == scores.size(0)
     for k, (b, t) in enumerate(order):
         assert torch.allclose(scores[k], per[b][0][t], atol=1e-4) and gold[k] == per[b][1][t]
+
+
+@pytest.mark.parametrize("arch", ["gts", "graph2tree"])
+def test_collated_batch_equals_a_reference_built_from_the_rows(workdir, arch):
+    """``_collate`` pads tensors made once per problem (ids, number positions, targets, the
+    Graph2Tree graph); the batch equals one built from the encoded lists, with each graph
+    row-normalized over the padded S x S matrix."""
+    task = make_task(workdir, arch)
+    split = "train"
+    index = [5, 0, 17, 3, 9, 11, 2]
+    b = task._collate(split, index, True)
+    items = [task._encoded[split][i] for i in index]
+    S = max(len(it["ids"]) for it in items)
+    N = task.vocab.max_numbers
+    assert b["input_ids"].shape == (len(index), S) and b["num_pos"].shape == (len(index), N)
+    for k, (i, it) in enumerate(zip(index, items)):
+        L = len(it["ids"])
+        assert b["input_ids"][k, :L].tolist() == it["ids"]
+        assert (b["input_ids"][k, L:] == task.tokenizer.pad_token_id).all()
+        assert b["attention_mask"][k].tolist() == [1] * L + [0] * (S - L)
+        n = min(N, len(it["num_pos"]))
+        assert b["num_pos"][k, :n].tolist() == it["num_pos"][:n] and b["num_valid"][k].sum() == n
+        assert b["targets"][k, :len(it["targets"])].tolist() == it["targets"]
+        if arch == "graph2tree":
+            g = torch.zeros(2, S, S)
+            g[:, torch.arange(L), torch.arange(L)] = 1.0
+            vals = task.rows[split][i]["numbers"]
+            for x, px in enumerate(it["num_pos"]):
+                for y, py in enumerate(it["num_pos"]):
+                    if vals[x] > vals[y]:
+                        g[0, px, py] = 1.0
+            for cell in it["cells"]:
+                for p in cell:
+                    for q in cell:
+                        g[1, p, q] = 1.0
+            g = g / g.sum(-1, keepdim=True).clamp_min(1.0)
+            assert torch.equal(b["graphs"][k], g)
+    if arch == "gts":
+        assert "graphs" not in b

@@ -199,8 +199,13 @@ class ArithmeticTask(Task):
             # a number whose mask is not in the text (rare) points at <s>
             num_pos = [pos.get(k, 0) for k in range(n)]
             item = {"ids": ids, "num_pos": num_pos, "targets": self._target_ids(r)}
+            # the same values as tensors, made once here instead of in every batch (_collate)
+            item["ids_t"] = torch.tensor(ids, dtype=torch.long)
+            item["num_pos_t"] = torch.tensor(num_pos, dtype=torch.long)
+            item["targets_t"] = None if item["targets"] is None else torch.tensor(item["targets"], dtype=torch.long)
             if self.arch == "graph2tree":
                 item["cells"] = self._quantity_cells(r, offs, pos)
+                item["graph_t"] = self._item_graph(item, r)
             out.append(item)
         return out
 
@@ -228,7 +233,6 @@ class ArithmeticTask(Task):
 
     def _collate(self, split: str, index: list[int], with_targets: bool) -> dict:
         items = [self._encoded[split][i] for i in index]
-        rows = [self.rows[split][i] for i in index]
         B = len(items)
         S = max(len(it["ids"]) for it in items)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 1
@@ -238,10 +242,11 @@ class ArithmeticTask(Task):
         num_pos = torch.zeros((B, N), dtype=torch.long)
         num_valid = torch.zeros((B, N), dtype=torch.bool)
         for b, it in enumerate(items):
-            ids[b, :len(it["ids"])] = torch.tensor(it["ids"])
-            att[b, :len(it["ids"])] = 1
+            L = len(it["ids"])
+            ids[b, :L] = it["ids_t"]
+            att[b, :L] = 1
             n = min(N, len(it["num_pos"]))
-            num_pos[b, :n] = torch.tensor(it["num_pos"][:n])
+            num_pos[b, :n] = it["num_pos_t"][:n]
             num_valid[b, :n] = True
         batch = {"input_ids": ids, "attention_mask": att, "lengths": att.sum(1), "num_pos": num_pos,
                  "num_valid": num_valid, "index": index}
@@ -249,34 +254,43 @@ class ArithmeticTask(Task):
             T = max(len(it["targets"]) for it in items)
             tg = torch.full((B, T), -1, dtype=torch.long)
             for b, it in enumerate(items):
-                tg[b, :len(it["targets"])] = torch.tensor(it["targets"])
+                tg[b, :len(it["targets"])] = it["targets_t"]
             batch["targets"] = tg
         if self.arch == "graph2tree":
-            batch["graphs"] = self._graphs(items, rows, S)
+            batch["graphs"] = self._graphs(items, S)
         return {k: (v.to(self.device) if isinstance(v, torch.Tensor) and k != "lengths" else v)
                 for k, v in batch.items()}
 
     @staticmethod
-    def _graphs(items: list[dict], rows: list[dict], S: int) -> torch.Tensor:
-        """Row-normalized adjacency [B, 2, S, S]: 0 = quantity comparison (an edge from the larger
-        number's position to the smaller's), 1 = quantity cells (the tokens of one cell fully
-        connected); self-loops on every real token."""
-        B = len(items)
-        g = torch.zeros(B, 2, S, S)
-        for b, (it, r) in enumerate(zip(items, rows)):
-            n = len(it["ids"])
-            eye = torch.arange(n)
-            g[b, :, eye, eye] = 1.0
-            pos = it["num_pos"]
-            vals = r["numbers"]
-            for i in range(len(pos)):
-                for j in range(len(pos)):
-                    if i != j and vals[i] > vals[j]:
-                        g[b, 0, pos[i], pos[j]] = 1.0
-            for cell in it["cells"]:
-                c = torch.tensor(cell, dtype=torch.long)
-                g[b, 1, c.unsqueeze(1), c.unsqueeze(0)] = 1.0
+    def _item_graph(item: dict, row: dict) -> torch.Tensor:
+        """One problem's row-normalized adjacency [2, n, n] over its n tokens: 0 = quantity
+        comparison (an edge from the larger number's position to the smaller's), 1 = quantity
+        cells (the tokens of one cell fully connected); self-loops on every token."""
+        n = len(item["ids"])
+        g = torch.zeros(2, n, n)
+        eye = torch.arange(n)
+        g[:, eye, eye] = 1.0
+        pos = item["num_pos"]
+        vals = row["numbers"]
+        for i in range(len(pos)):
+            for j in range(len(pos)):
+                if i != j and vals[i] > vals[j]:
+                    g[0, pos[i], pos[j]] = 1.0
+        for cell in item["cells"]:
+            c = torch.tensor(cell, dtype=torch.long)
+            g[1, c.unsqueeze(1), c.unsqueeze(0)] = 1.0
         return g / g.sum(-1, keepdim=True).clamp_min(1.0)
+
+    @staticmethod
+    def _graphs(items: list[dict], S: int) -> torch.Tensor:
+        """The batch's adjacency [B, 2, S, S]: each problem's normalized graph (:meth:`_item_graph`,
+        made once per problem) in the top-left corner; padding rows and columns are zero, as a
+        row-normalization over the padded S x S matrix would leave them."""
+        g = torch.zeros(len(items), 2, S, S)
+        for b, it in enumerate(items):
+            n = it["graph_t"].size(-1)
+            g[b, :, :n, :n] = it["graph_t"]
+        return g
 
     def steps_per_epoch(self) -> int:
         return -(-len(self.train_index) // self.batch_size)
