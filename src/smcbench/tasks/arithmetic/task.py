@@ -232,30 +232,25 @@ class ArithmeticTask(Task):
         return [[t for _, t in run] for run in runs]
 
     def _collate(self, split: str, index: list[int], with_targets: bool) -> dict:
+        from torch.nn.utils.rnn import pad_sequence
+
         items = [self._encoded[split][i] for i in index]
         B = len(items)
-        S = max(len(it["ids"]) for it in items)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 1
-        ids = torch.full((B, S), pad_id, dtype=torch.long)
-        att = torch.zeros((B, S), dtype=torch.long)
+        ids = pad_sequence([it["ids_t"] for it in items], batch_first=True, padding_value=pad_id)
+        S = ids.size(1)
+        lengths = torch.tensor([len(it["ids"]) for it in items], dtype=torch.long)
+        att = (torch.arange(S).unsqueeze(0) < lengths.unsqueeze(1)).long()
         N = self.vocab.max_numbers
         num_pos = torch.zeros((B, N), dtype=torch.long)
-        num_valid = torch.zeros((B, N), dtype=torch.bool)
-        for b, it in enumerate(items):
-            L = len(it["ids"])
-            ids[b, :L] = it["ids_t"]
-            att[b, :L] = 1
-            n = min(N, len(it["num_pos"]))
-            num_pos[b, :n] = it["num_pos_t"][:n]
-            num_valid[b, :n] = True
+        pos = pad_sequence([it["num_pos_t"][:N] for it in items], batch_first=True)
+        num_pos[:, :pos.size(1)] = pos
+        counts = torch.tensor([min(N, len(it["num_pos"])) for it in items], dtype=torch.long)
+        num_valid = torch.arange(N).unsqueeze(0) < counts.unsqueeze(1)
         batch = {"input_ids": ids, "attention_mask": att, "lengths": att.sum(1), "num_pos": num_pos,
                  "num_valid": num_valid, "index": index}
         if with_targets:
-            T = max(len(it["targets"]) for it in items)
-            tg = torch.full((B, T), -1, dtype=torch.long)
-            for b, it in enumerate(items):
-                tg[b, :len(it["targets"])] = it["targets_t"]
-            batch["targets"] = tg
+            batch["targets"] = pad_sequence([it["targets_t"] for it in items], batch_first=True, padding_value=-1)
         if self.arch == "graph2tree":
             batch["graphs"] = self._graphs(items, S)
         return {k: (v.to(self.device) if isinstance(v, torch.Tensor) and k != "lengths" else v)
