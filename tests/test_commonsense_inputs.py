@@ -199,3 +199,17 @@ def test_bad_arch_and_format_are_rejected(tmp_path, tok):
         cs.TASK("winogrande", {"model": {"arch": "bert_mc"}}, data, pre, 0)
     with pytest.raises(ValueError, match="needs\\s+WinoGrande-style rows|WinoGrande-style"):
         cs.TASK("csqa", {"model": {"arch": "roberta_mlm"}}, data, pre, 0)
+
+
+def test_a_dataset_of_its_own_name_gets_its_format_guessed_from_its_rows(tmp_path, tok):
+    # a user's dataset (no built-in default format, none configured): the rows decide
+    pre = tiny_model_dir(tmp_path, tok, "roberta_mc")
+    data = winogrande_data(tmp_path)
+    settings = {"max_length": 32, "model": {"name": "tiny", "arch": "roberta_mc"}, "training": {"batch_size": 2}}
+    assert cs.TASK("my_wsc_copy", settings, data, pre, seed=0).input_format == "winogrande"
+    csqa = tmp_path / "csqa"
+    csqa.mkdir()
+    row = {"id": "q0", "question": "where do cats sleep ?", "choices": ["bed", "sky"], "label": 0}
+    for split in ("train", "validation", "test"):
+        write_jsonl(csqa / f"{split}.jsonl", [row])
+    assert cs.TASK("my_qa", settings, csqa, pre, seed=0).input_format == "csqa"

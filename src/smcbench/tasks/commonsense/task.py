@@ -33,6 +33,8 @@ class CommonsenseTask(Task):
 
     def __init__(self, dataset, settings, data_dir, pretrained_dir, seed, device="cpu"):
         super().__init__(dataset, settings, data_dir, pretrained_dir, seed, device)
+        self._rows: dict[str, list[dict]] = {}  # first: guessing the input format reads rows
+        self._encoded: dict[str, dict[str, torch.Tensor]] = {}
         model_entry = settings.get("model") or {}
         self.arch = model_entry.get("arch", "roberta_mc")
         if self.arch not in ARCHS:
@@ -60,8 +62,6 @@ class CommonsenseTask(Task):
         self._tokenizer = None
         self._template = None        # the loaded pre-trained model, copied by build_model
         self._head_names: list[str] = []
-        self._rows: dict[str, list[dict]] = {}
-        self._encoded: dict[str, dict[str, torch.Tensor]] = {}
 
     # --- setup helpers -------------------------------------------------------------------------
     def _guess_format(self) -> str:
