@@ -68,6 +68,7 @@ rule pretrained:
         code=pretrained_code,
     log:
         in_suite("logs/pretrained/{model}.log"),
+    priority: 20  # every training job of the model waits for it: start it as soon as it can run
     threads: resource("pretrained", "threads")
     resources:
         gpu=resource("pretrained", "gpu"),

@@ -21,6 +21,7 @@ rule dense:
         job=dense_job,
     log:
         in_suite("runs/{dataset}/{fold}/{model}/dense/seed{seed}/log.txt"),
+    priority: 10  # the methods that start from the dense weights wait for it
     threads: resource("train", "threads")
     resources:
         gpu=resource("train", "gpu"),
