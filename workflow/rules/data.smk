@@ -1,6 +1,7 @@
-# download → prepare → pretrained. Downloads are pinned, verified and cached under resources/cache;
-# they are local rules (run where Snakemake runs: login nodes have the network, compute nodes
-# often do not).
+# download → prepare → pretrained, all with a high priority: every training job waits for them (a
+# priority is not inherited by a job's inputs, so each of the three carries it). Downloads are
+# pinned, verified and cached under resources/cache; they are local rules (run where Snakemake
+# runs: login nodes have the network, compute nodes often do not).
 
 
 rule download_dataset:
@@ -10,6 +11,7 @@ rule download_dataset:
         source=cheap(lambda w: download_spec(config["datasets"][w.dataset])),
     log:
         in_suite("logs/download_dataset/{dataset}.log"),
+    priority: 20
     localrule: True
     conda:
         ENV_TORCH
@@ -25,6 +27,7 @@ rule download_model:
         source=cheap(lambda w: download_spec(config["models"][w.model])),
     log:
         in_suite("logs/download_model/{model}.log"),
+    priority: 20
     localrule: True
     conda:
         ENV_TORCH
@@ -40,6 +43,7 @@ rule prepare:
         meta=in_suite("data/{dataset}/{fold}/meta.json"),
         train=in_suite("data/{dataset}/{fold}/train.jsonl"),
         validation=in_suite("data/{dataset}/{fold}/validation.jsonl"),
+    priority: 20
     params:
         settings=prepare_settings,
         family=prepare_family,
@@ -68,7 +72,7 @@ rule pretrained:
         code=pretrained_code,
     log:
         in_suite("logs/pretrained/{model}.log"),
-    priority: 20  # every training job of the model waits for it: start it as soon as it can run
+    priority: 20
     threads: resource("pretrained", "threads")
     resources:
         gpu=resource("pretrained", "gpu"),
