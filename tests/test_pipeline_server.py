@@ -56,3 +56,56 @@ def test_no_server_means_in_process(tmp_path):
     env = {**os.environ, "SMCBENCH_SERVER": str(tmp_path / "missing.sock")}
     out = run_step(["prepare", "no_such_dataset", "--source", "synthetic", "--out", str(tmp_path / "x")], env)
     assert out.returncode == 2 and "unknown dataset" in out.stderr
+
+
+def test_a_warmed_up_server_trains_like_the_command_line(tmp_path):
+    """The server runs the first training job of a family once in its own process (shortened, into
+    a temporary folder) before forking it; neither that job nor the next may differ from the CLI."""
+    from smcbench import config as C
+    from smcbench.tasks import family_module
+    from smcbench.tasks.base import write_json_atomic
+
+    cfg = C.load_config(os.path.join(os.path.dirname(__file__), "..", "workflow", "configs", "demo.yaml"))
+    ds = cfg["datasets"]["demo_cs_easy"]
+    ds["settings"].update(n_train=48, n_test=16, validation_fraction=0.25)
+    ds["training"].update(epochs=1, batch_size=16)
+    model = cfg["models"]["demo_roberta"]
+    model["settings"].update(pretrain_steps=2)
+    fam = family_module("commonsense")
+    write_json_atomic(tmp_path / "data" / "meta.json", fam.prepare("demo_cs_easy", "synthetic", tmp_path / "data", ds["settings"]))
+    write_json_atomic(tmp_path / "pre" / "pretrained.json",
+                      fam.make_pretrained("demo_roberta", {**model, "family": "commonsense"}, "synthetic", tmp_path / "pre"))
+    params = C.train_params(cfg, "demo_cs_easy", "demo_roberta", "omp_before", "paper", C.level_tag(3))
+
+    def args(out):
+        return ["train", "--params", params, "--data", str(tmp_path / "data"), "--pretrained", str(tmp_path / "pre"),
+                "--seed", "0", "--threads", "1", "--out", str(tmp_path / out), "--log", str(tmp_path / f"{out}.log")]
+
+    base = {**os.environ, "HF_HUB_OFFLINE": "1", "SMCBENCH_NO_PROGRESS": "1"}
+    sock = tmp_path / "s.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "smcbench", "serve", "--socket", str(sock)], env=base,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while not sock.exists():
+            assert proc.poll() is None and time.time() - t0 < 120
+            time.sleep(0.05)
+        served = [run_step(args(f"served{i}"), {**base, "SMCBENCH_SERVER": str(sock)}) for i in range(2)]
+    finally:
+        proc.terminate()  # still stops on SIGTERM after a warm-up (the run installs its own handler)
+        _, server_log = proc.communicate(timeout=30)
+    direct = run_step(args("direct"), base)
+    assert direct.returncode == 0 and all(s.returncode == 0 for s in served), [s.stderr for s in served]
+    assert "smcbench serve: warmed up for commonsense jobs" in server_log, server_log
+
+    def result(out):
+        from safetensors import safe_open
+
+        m = json.loads((tmp_path / out / "metrics.json").read_text())
+        # tensors and metadata, not bytes: safetensors writes its metadata map in a per-process order
+        with safe_open(str(tmp_path / out / "mask.safetensors"), "pt") as f:
+            mask = {n: f.get_tensor(n).tolist() for n in f.keys()}, f.metadata()
+        return m["rows"], m["selection"], m["realized_sparsity"], mask
+
+    assert result("served0") == result("direct") == result("served1")
+    assert not list(tmp_path.glob("smcbench-warm-*"))
