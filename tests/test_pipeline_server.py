@@ -109,3 +109,37 @@ def test_a_warmed_up_server_trains_like_the_command_line(tmp_path):
 
     assert result("served0") == result("direct") == result("served1")
     assert not list(tmp_path.glob("smcbench-warm-*"))
+
+
+def test_a_job_waits_for_a_server_that_is_still_starting(tmp_path, monkeypatch):
+    """`smcbench demo` starts Snakemake while the server imports: a job waits for the socket while
+    the server process (SMCBENCH_SERVER_PID) lives, and runs in-process at once without one."""
+    import socket
+    import threading
+
+    from smcbench import client
+
+    path = str(tmp_path / "late.sock")
+    monkeypatch.delenv("SMCBENCH_SERVER_PID", raising=False)
+    t0 = time.monotonic()
+    assert client._connect(path) is None and time.monotonic() - t0 < 1  # no server starting: no wait
+
+    def listen_later():
+        time.sleep(0.5)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        conn, _ = srv.accept()
+        conn.close()
+        srv.close()
+
+    worker = threading.Thread(target=listen_later)
+    worker.start()
+    monkeypatch.setenv("SMCBENCH_SERVER_PID", str(os.getpid()))  # a live "server"
+    s = client._connect(path, wait_s=30)
+    assert s is not None and time.monotonic() - t0 >= 0.5
+    s.close()
+    worker.join()
+    monkeypatch.setenv("SMCBENCH_SERVER_PID", "999999999")  # a server that died: no wait
+    t1 = time.monotonic()
+    assert client._connect(str(tmp_path / "never.sock")) is None and time.monotonic() - t1 < 1

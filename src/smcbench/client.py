@@ -24,12 +24,36 @@ def _recv_int(s: socket.socket) -> int | None:
     return struct.unpack("!i", data)[0]
 
 
+def _server_starting() -> bool:
+    """True while the server named by ``SMCBENCH_SERVER_PID`` (set by ``smcbench demo``, which
+    starts Snakemake while the server is still importing) is alive: its socket is still to come."""
+    try:
+        os.kill(int(os.environ["SMCBENCH_SERVER_PID"]), 0)
+        return True
+    except (KeyError, ValueError, OSError):
+        return False
+
+
+def _connect(socket_path: str, wait_s: float = 120.0) -> socket.socket | None:
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(socket_path)
+            return s
+        except OSError:
+            s.close()
+            if os.path.exists(socket_path) or not _server_starting() or time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+
 def run_via_server(socket_path: str, argv: list[str]) -> int | None:
     payload = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(socket_path)
-    except OSError:
+    s = _connect(socket_path)
+    if s is None:
         return None
     sys.stdout.flush()
     sys.stderr.flush()
