@@ -198,6 +198,10 @@ def serve(socket_path: str, preload: list[str] | None = None) -> int:
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(socket_path)
     srv.listen(64)
+    # accept() wakes up twice a second to look at the stop flag: once a warm-up has run (or any
+    # library started threads), SIGTERM may be delivered to another thread, which would leave a
+    # plain blocking accept() waiting for a connection that never comes
+    srv.settimeout(0.5)
 
     def reap(*_):
         while True:
@@ -223,7 +227,8 @@ def serve(socket_path: str, preload: list[str] | None = None) -> int:
         while not stop["flag"]:
             try:
                 conn, _ = srv.accept()
-            except InterruptedError:
+                conn.settimeout(None)
+            except (InterruptedError, socket.timeout):
                 continue
             except OSError:
                 break
