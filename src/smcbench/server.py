@@ -130,9 +130,11 @@ def _warm_up(request: dict, warmed: set) -> None:
     job seeds itself, so no job's result depends on it (tests/test_pipeline_server.py). Any failure
     only means no warm-up. ``SMCBENCH_WARM_UP=0`` turns it off."""
     import contextlib
+    import gc
     import io
     import shutil
     import tempfile
+    import time
 
     argv = list(request.get("argv") or [])
     if os.environ.get("SMCBENCH_WARM_UP", "1") == "0" or not argv or argv[0] != "train" or "--params" not in argv:
@@ -155,8 +157,6 @@ def _warm_up(request: dict, warmed: set) -> None:
     cwd = os.getcwd()
     import torch
 
-    import time
-
     threads = torch.get_num_threads()
     # the training loop installs its own SIGTERM/SIGUSR1 handlers (checkpoint on preemption): the
     # server's own handlers must be back afterwards, or it would no longer stop on SIGTERM
@@ -176,8 +176,6 @@ def _warm_up(request: dict, warmed: set) -> None:
     except BaseException as e:  # noqa: BLE001 - a failed warm-up only costs the speed-up
         print(f"smcbench serve: no warm-up for {family} ({type(e).__name__}: {e})", file=sys.stderr)
     finally:
-        import gc
-
         os.chdir(cwd)
         torch.set_num_threads(threads)
         shutil.rmtree(tmp, ignore_errors=True)
