@@ -61,20 +61,11 @@ def test_no_server_means_in_process(tmp_path):
 def test_a_warmed_up_server_trains_like_the_command_line(tmp_path):
     """The server runs the first training job of a family once in its own process (shortened, into
     a temporary folder) before forking it; neither that job nor the next may differ from the CLI."""
+    from conftest import tiny_commonsense_run
     from smcbench import config as C
-    from smcbench.tasks import family_module
-    from smcbench.tasks.base import write_json_atomic
 
-    cfg = C.load_config(os.path.join(os.path.dirname(__file__), "..", "workflow", "configs", "demo.yaml"))
-    ds = cfg["datasets"]["demo_cs_easy"]
-    ds["settings"].update(n_train=48, n_test=16, validation_fraction=0.25)
-    ds["training"].update(epochs=1, batch_size=16)
-    model = cfg["models"]["demo_roberta"]
-    model["settings"].update(pretrain_steps=2)
-    fam = family_module("commonsense")
-    write_json_atomic(tmp_path / "data" / "meta.json", fam.prepare("demo_cs_easy", "synthetic", tmp_path / "data", ds["settings"]))
-    write_json_atomic(tmp_path / "pre" / "pretrained.json",
-                      fam.make_pretrained("demo_roberta", {**model, "family": "commonsense"}, "synthetic", tmp_path / "pre"))
+    cfg = tiny_commonsense_run(tmp_path, dict(n_train=48, n_test=16, validation_fraction=0.25),
+                               dict(epochs=1, batch_size=16), pretrain_steps=2)
     params = C.train_params(cfg, "demo_cs_easy", "demo_roberta", "omp_before", "paper", C.level_tag(3))
 
     def args(out):

@@ -210,24 +210,15 @@ def test_sigterm_ends_the_process_with_distinct_code(tmp_path):
 def demo_run_inputs(tmp_path_factory):
     """A tiny prepared synthetic commonsense dataset, a briefly pre-trained tiny RoBERTa, and
     'dense' start weights (the pre-trained model with its seeded head, perturbed) for after-methods."""
+    from conftest import tiny_commonsense_run
     from smcbench import config as C
-    from smcbench.tasks import family_module
-    from smcbench.tasks.base import write_json_atomic
 
     root = tmp_path_factory.mktemp("demo")
-    cfg = C.load_config(os.path.join(os.path.dirname(__file__), "..", "workflow", "configs", "demo.yaml"))
-    ds = cfg["datasets"]["demo_cs_easy"]
-    ds["settings"].update(n_train=96, n_test=32, validation_fraction=0.25)
-    ds["training"].update(epochs=3, batch_size=16)
-    model = cfg["models"]["demo_roberta"]
-    model["settings"].update(pretrain_steps=4)
+    cfg = tiny_commonsense_run(root, dict(n_train=96, n_test=32, validation_fraction=0.25),
+                               dict(epochs=3, batch_size=16), pretrain_steps=4)
     cfg["methods"]["gmp"] = {"t0": 0.1, "t1": 0.6, "delta_t": 3}   # prunes before and after the kill
     for m in ("snip+rigl", "random_before+rigl"):
         cfg["methods"][m] = {"delta_t": 3, "alpha": 0.5, "alpha_min": 0.005}
-    family = family_module("commonsense")
-    write_json_atomic(root / "data" / "meta.json", family.prepare("demo_cs_easy", "synthetic", root / "data", ds["settings"]))
-    write_json_atomic(root / "pre" / "pretrained.json",
-                      family.make_pretrained("demo_roberta", {**model, "family": "commonsense"}, "synthetic", root / "pre"))
 
     def params(method, k, **training):
         level = C.level_tag(k) if k else "s0"
