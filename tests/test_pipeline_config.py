@@ -95,6 +95,10 @@ def test_bad_configs_name_the_value(mutate, message):
     (lambda c: c["datasets"]["d"].update({"method_overrides": {"gmp": {"delta": 3}}}),
      "unknown setting 'delta' for method 'gmp'; did you mean 'delta_t'?"),
     (lambda c: c["datasets"]["d"].update({"fold": [0]}), "datasets.d.fold is not a setting; did you mean 'folds'?"),
+    (lambda c: c["datasets"]["d"].update({"method_training": {"dense": {"max_step": 9}}}),
+     "datasets.d.method_training.dense.max_step is not a setting; did you mean 'max_steps'?"),
+    (lambda c: c["datasets"]["d"].update({"method_training": {"dens": {"max_steps": 9}}}),
+     "unknown method 'dens' in datasets.d.method_training; did you mean 'dense'?"),
     (lambda c: c.update({"extra_runs": [{"name": "x", "datasets": ["d"], "methods": ["gmp"], "target": [0.5]}]}),
      "extra_runs[0].target is not a setting; did you mean 'targets'?"),
     (lambda c: c.update({"resources": {"train": {"mem": 10}}}), "resources.train.mem is not a setting; did you mean 'mem_mb'?"),
@@ -170,6 +174,31 @@ def test_method_overrides_per_dataset():
     bad = base_cfg()
     bad["datasets"]["d"]["method_overrides"] = {"gmp": {"t0": 0.9}}  # merged: t0 0.9 > t1 0.8
     with pytest.raises(C.ConfigError, match=r"datasets\.d\.method_overrides\.gmp.*t0=0.9"):
+        C.validate_config(bad)
+
+
+def test_method_training_changes_only_that_methods_recipe():
+    cfg = base_cfg()
+    C.validate_config(cfg)
+    before = {m: json.loads(C.train_params(cfg, "d", "m", m, "paper", lvl))
+              for m, lvl in (("dense", "s0"), ("gmp", "s0.2000"), ("lth", "s0.2000"))}
+    cfg = base_cfg()
+    cfg["datasets"]["d"]["method_training"] = {"dense": {"epochs": 7, "eval_every": 11}}
+    C.validate_config(cfg)
+    after = {m: json.loads(C.train_params(cfg, "d", "m", m, "paper", lvl))
+             for m, lvl in (("dense", "s0"), ("gmp", "s0.2000"), ("lth", "s0.2000"))}
+    assert after["gmp"] == before["gmp"] and after["lth"] == before["lth"]
+    dense = after["dense"]["task"]["training"]
+    assert (dense["epochs"], dense["eval_every"]) == (7, 11)
+    assert {k: v for k, v in dense.items() if k not in ("epochs", "eval_every")} == \
+        {k: v for k, v in before["dense"]["task"]["training"].items() if k not in ("epochs", "eval_every")}
+    # the uncached path builds the same JSON
+    fresh = copy.deepcopy(cfg)
+    assert C.canonical_json(C._job_params(fresh, "d", "m", "dense", "paper", "s0")) == \
+        C.train_params(cfg, "d", "m", "dense", "paper", "s0")
+    bad = base_cfg()
+    bad["datasets"]["d"]["method_training"] = {"dense": {"lr": -1}}
+    with pytest.raises(C.ConfigError, match=r"datasets\.d\.method_training\.dense\.lr"):
         C.validate_config(bad)
 
 

@@ -95,7 +95,7 @@ def validate_scope_name(scope: Any, where: str) -> None:
 
 
 #: keys that belong to a dataset entry, for the hint when one is written at the top level
-_ENTRY_KEYS = ("training", "settings", "folds", "scope", "method_overrides", "family", "source")
+_ENTRY_KEYS = ("training", "settings", "folds", "scope", "method_overrides", "method_training", "family", "source")
 
 
 def validate_config(cfg: dict) -> dict:
@@ -269,6 +269,18 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
         if o is not None and not isinstance(o, dict):
             raise ConfigError(f"{where}.method_overrides.{m} must be a mapping, got {o!r}")
         S.parse_method(m, {**methods[m], **(o or {})}, f"{where}.method_overrides.{m}")
+    method_training = {}
+    for m, o in (d.get("method_training") or {}).items():
+        method_info_or_error(m, f"{where}.method_training")
+        if m not in methods:
+            raise ConfigError(f"method {m!r} in {where}.method_training has no entry under config.methods")
+        if not isinstance(o, dict) or not o:
+            raise ConfigError(f"{where}.method_training.{m} must be a non-empty mapping of training keys, got {o!r}")
+        given = S.to_dict(S.parse_training(d["family"], o, f"{where}.method_training.{m}", False))
+        method_training[m] = {k: given[k] for k in o if k in given}
+        for model in d["models"]:  # the whole recipe this method trains with, checked
+            S.parse(family.training, {**(d.get("training") or {}), **(models[model].get("training") or {}),
+                                      **method_training[m]}, f"{where}.method_training.{m} with model {model!r}")
     levels = list(entry.levels) if entry.levels is not None else list(cfg["levels"])
     if entry.enabled:
         for m in ds_methods:
@@ -279,6 +291,8 @@ def _validate_dataset(cfg: dict, name: str, d: Any, models: dict, methods: dict,
     out["scope"] = entry.scope
     out["settings"] = S.to_dict(settings)
     out["training"] = S.to_dict(training)
+    if method_training:
+        out["method_training"] = method_training
     return out
 
 
@@ -522,15 +536,17 @@ def parse_level(level: str) -> tuple[int, float]:
 
 
 # --- per-job params (canonical JSON) --------------------------------------------------------
-def task_settings(cfg: dict, dataset: str, model: str) -> dict:
+def task_settings(cfg: dict, dataset: str, model: str, method: str | None = None) -> dict:
     """What a task needs to train: the dataset's settings, the model entry and the training recipe
-    (the dataset's, with the model's ``training`` overrides on top)."""
+    (the dataset's, with the model's ``training`` overrides on top, then the dataset's
+    ``method_training`` for ``method``)."""
     d = cfg["datasets"][dataset]
     m = cfg["models"][model]
     settings = dict(d.get("settings") or {})
     settings["model"] = {"name": model, "arch": m["arch"], "source": m["source"],
                          "settings": dict(m.get("settings") or {})}
-    settings["training"] = {**(d.get("training") or {}), **(m.get("training") or {})}
+    settings["training"] = {**(d.get("training") or {}), **(m.get("training") or {}),
+                            **((d.get("method_training") or {}).get(method) or {})}
     return settings
 
 
@@ -546,7 +562,7 @@ def _job_params(cfg: dict, dataset: str, model: str, method: str, scope: str, le
     return {
         "family": cfg["datasets"][dataset]["family"],
         "dataset": dataset,
-        "task": task_settings(cfg, dataset, model),
+        "task": task_settings(cfg, dataset, model, method),
         "method": method,
         "method_settings": method_settings(cfg, dataset, method),
         "scope": scope,
@@ -583,12 +599,18 @@ def _job_params_json(cfg: dict, dataset: str, model: str, method: str, scope: st
         ("level", str(int(k))), ("method", q(method)),
         ("method_settings", _piece(cfg, ("method", dataset, method), lambda: method_settings(cfg, dataset, method))),
         ("scope", q(scope)), ("target_sparsity", float.__repr__(float(s))),
-        ("task", _piece(cfg, ("task", dataset, model), lambda: task_settings(cfg, dataset, model))),
+        ("task", _task_piece(cfg, dataset, model, method)),
     ]
     if init:
         parts.append(("init_mask_from", q(init)))
     parts.sort()
     return "{" + ",".join(f'"{key}":{value}' for key, value in parts) + "}"
+
+
+def _task_piece(cfg: dict, dataset: str, model: str, method: str) -> str:
+    if method not in (cfg["datasets"][dataset].get("method_training") or {}):
+        method = None  # the dataset's recipe, shared by every method without its own training keys
+    return _piece(cfg, ("task", dataset, model, method), lambda: task_settings(cfg, dataset, model, method))
 
 
 def _quote(text: str) -> str:

@@ -749,6 +749,8 @@ class DatasetEntry:
     settings: dict = opt("mapping", None, "the family's dataset settings (see the family's table)")
     training: dict = opt("mapping", None, "the fine-tuning recipe (see Training)")
     method_overrides: dict = opt("mapping", None, "per-method settings overriding methods:<name> for this dataset")
+    method_training: dict = opt("mapping", None, "per-method training keys on top of training (e.g. dense: a longer "
+                                "schedule, so the after-training methods start from a plateau)")
     difficulty: str = opt("str", None, "easy or hard: groups datasets in the matching table (default: from the name)",
                           choices=("easy", "hard"))
 
