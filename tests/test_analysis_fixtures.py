@@ -23,8 +23,8 @@ LAYERS = [("roberta.embeddings.word_embeddings.weight", (16, 8)),
 
 COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
            "realized_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
-           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "mask_wall_time_s",
-           "git_revision", "config_hash", "run_dir"]
+           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "rss_at_start_mb",
+           "mask_wall_time_s", "git_revision", "config_hash", "run_dir"]
 
 
 def target(k: int) -> float:
@@ -101,7 +101,8 @@ def make_suite(tmp: Path, datasets=None, methods=("dense", "omp_after", "random_
                             extra=extra, level=k, target_sparsity=tgt, realized_sparsity=realized,
                             round=k if method in ("lth", "imp_lrr") else 0, seed=seed, fold=fold, split=split,
                             value_best_on_test=v + 0.5, baseline=33.3, n=n(ds, fold), selection="best_validation",
-                            signature="acc", wall_time_s=61.0, peak_mem_mb=500.0, git_revision="abc",
+                            signature="acc", wall_time_s=61.0, peak_mem_mb=500.0, rss_at_start_mb=380.0,
+                            git_revision="abc",
                             config_hash="h", run_dir=str(rel))
                 metric = "value_accuracy" if spec.get("counts") else "accuracy"
                 rows.append({**base, "metric": metric, "value": v})

@@ -109,7 +109,9 @@ def test_cost_from_the_jobs_own_records(tmp_path):
     by = runs.set_index("run_dir")
     assert by.loc[victim, "source"] == "none" and by.loc[victim, "wall_s"] != by.loc[victim, "wall_s"]
     assert (by.drop(victim)["source"] == "metrics.json").all() and (by.drop(victim)["peak_mem_mb"] == 500.0).all()
+    assert (by.drop(victim)["mem_growth_mb"] == 120.0).all()   # the peak over the job's RSS at its start (380)
     summary = cost_summary(runs).set_index("method")
+    assert summary.loc["lth", "max_mem_growth_mb"] == 120.0
     assert summary.loc["lth", "job_hours"] == pytest.approx(2 * 61 / 3600)
     cum = cumulative_cost(runs).set_index(["method", "level"])["cum_wall_s"]
     assert cum[("dense", 0)] == 61.0

@@ -14,7 +14,7 @@ def fake_run(root, rel, method, realized, rows, primary="accuracy"):
     (d / "metrics.json").write_text(json.dumps({
         "family": "commonsense", "dataset": "d", "method": method, "scope": "paper", "realized_sparsity": realized,
         "mask_sparsity": realized, "primary_metric": primary, "selection": {"rule": "best validation"},
-        "signature": "accuracy|x", "rows": rows, "wall_time_s": 1.5, "peak_mem_mb": 10, "git_revision": "abc",
+        "signature": "accuracy|x", "rows": rows, "wall_time_s": 1.5, "peak_mem_mb": 10, "rss_at_start_mb": 7.5, "git_revision": "abc",
         "config_hash": "h"}))
     return d / "metrics.json"
 
@@ -70,6 +70,7 @@ def test_provenance_passes_through_and_missing_n_is_warned(tmp_path, capsys):
     r = rows["d"]
     assert float(r["value"]) == 91.5 and r["n"] == "200"            # a Python float, exact
     assert r["git_revision"] == "0123abc-dirty" and r["signature"] == sig and r["mask_wall_time_s"] == "2.5"
+    assert (r["peak_mem_mb"], r["rss_at_start_mb"]) == ("10", "7.5")
     assert rows["e"]["n"] == "" and rows["e"]["mask_wall_time_s"] == ""
 
 

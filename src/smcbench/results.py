@@ -2,12 +2,15 @@
 
 Columns (SPEC §3): ``family, dataset, model, method, scope, extra, level, target_sparsity,
 realized_sparsity, mask_sparsity, round, seed, fold, split, metric, value, value_best_on_test, baseline, n,
-selection, signature, wall_time_s, peak_mem_mb, mask_wall_time_s, git_revision, config_hash, run_dir``.
+selection, signature, wall_time_s, peak_mem_mb, rss_at_start_mb, mask_wall_time_s, git_revision, config_hash,
+run_dir``.
 
 Values are passed through as the run wrote them (``value`` a Python float, ``n`` the number of
 examples scored, ``signature`` how the metric was computed including package versions,
 ``git_revision`` with a ``-dirty`` suffix for an uncommitted tree). ``wall_time_s`` and
-``peak_mem_mb`` are the training job's own; ``mask_wall_time_s`` is the part of that job spent
+``peak_mem_mb`` are the training job's own; ``rss_at_start_mb`` is the job's resident memory when
+it started (the interpreter and its imports; under the warm job server, what the forked image
+already held), so ``peak_mem_mb - rss_at_start_mb`` is what the job itself added; ``mask_wall_time_s`` is the part of that job spent
 computing a before-training mask, when the job computed one (empty otherwise). :func:`collect`
 warns on stderr about rows without ``n``.
 
@@ -31,8 +34,8 @@ from .sparsity.registry import METHODS
 
 COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
            "realized_sparsity", "mask_sparsity", "round", "seed", "fold", "split", "metric", "value", "value_best_on_test",
-           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "mask_wall_time_s",
-           "git_revision", "config_hash", "run_dir"]
+           "baseline", "n", "selection", "signature", "wall_time_s", "peak_mem_mb", "rss_at_start_mb",
+           "mask_wall_time_s", "git_revision", "config_hash", "run_dir"]
 
 
 LAYERWISE_COLUMNS = ["run_dir", "order", "name", "shape", "numel", "kept", "sparsity"]
@@ -97,7 +100,7 @@ def rows_of_run(metrics_path: Path, extra: str = "main", m: dict | None = None) 
             "value_best_on_test": r.get("value_best_on_test"), "baseline": r.get("baseline"),
             "n": r.get("n"), "selection": m["selection"]["rule"], "signature": m.get("signature", ""),
             "wall_time_s": m.get("wall_time_s"), "peak_mem_mb": m.get("peak_mem_mb"),
-            "mask_wall_time_s": m.get("mask_wall_time_s"),
+            "rss_at_start_mb": m.get("rss_at_start_mb"), "mask_wall_time_s": m.get("mask_wall_time_s"),
             "git_revision": m.get("git_revision", ""), "config_hash": m.get("config_hash", ""),
             "run_dir": run_dir,
         })

@@ -35,7 +35,8 @@ REQUIRED_COLUMNS = (
 )
 #: Optional columns; created empty when absent.
 OPTIONAL_COLUMNS = ("value_best_on_test", "baseline", "n", "selection", "signature",
-                    "wall_time_s", "peak_mem_mb", "mask_wall_time_s", "git_revision", "config_hash")
+                    "wall_time_s", "peak_mem_mb", "rss_at_start_mb", "mask_wall_time_s", "git_revision",
+                    "config_hash")
 #: What identifies one curve point (before split and metric).
 POINT_KEYS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity"]
 #: What identifies one run.
@@ -88,7 +89,7 @@ def load_results(path: str | Path) -> "pd.DataFrame":
             raise AnalysisInputError(f"{path}: column {c!r} is empty in {int(bad.sum())} row(s)")
         df[c] = df[c].astype(float).astype(int)
     for c in ("target_sparsity", "realized_sparsity", "value", "value_best_on_test", "baseline", "n",
-              "wall_time_s", "peak_mem_mb", "mask_wall_time_s"):
+              "wall_time_s", "peak_mem_mb", "rss_at_start_mb", "mask_wall_time_s"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     # Round the target so 1-0.8**k computed on different machines keys identically.
     df["target_sparsity"] = df["target_sparsity"].round(6)
@@ -418,7 +419,8 @@ def unique_runs(df: "pd.DataFrame", where: Iterable[bool] | None = None) -> "pd.
     """One row per run (RUN_KEYS + run_dir), first row of each; optional boolean filter."""
     sub = df if where is None else df[where]
     return sub.drop_duplicates(subset=RUN_KEYS)[RUN_KEYS + ["run_dir", "realized_sparsity",
-                                                          "wall_time_s", "peak_mem_mb", "mask_wall_time_s"]]
+                                                          "wall_time_s", "peak_mem_mb", "rss_at_start_mb",
+                                                          "mask_wall_time_s"]]
 
 
 def resolve_run_dir(root: str | Path, run_dir: Any) -> Path | None:

@@ -17,7 +17,10 @@ Definitions:
   ``drift.csv``), averaged over seeds and folds.
 * **Cost** of a run = the training job's own wall time and peak memory as the job measured them
   (``wall_time_s`` / ``peak_mem_mb`` of its metrics.json, carried by results.csv; ``source`` =
-  ``metrics.json``, or ``none`` for a run without them). A before-training mask is computed inside
+  ``metrics.json``, or ``none`` for a run without them). ``mem_growth_mb`` = peak minus the
+  job's RSS at its start: a job forked from the warm job server starts with the server's image
+  (every family and the analysis stack imported), so its peak is larger than a cold job's, while
+  the growth is what the training itself needed. A before-training mask is computed inside
   the train job and is part of its time (``mask_wall_time_s`` says how much).
 """
 
@@ -314,8 +317,9 @@ def cost_runs(df: "pd.DataFrame"):
     for r in runs.itertuples():
         if r.wall_time_s == r.wall_time_s:  # not NaN: the job's own record
             wall, mem, src = float(r.wall_time_s), float(r.peak_mem_mb), "metrics.json"
+            start = float(getattr(r, "rss_at_start_mb", float("nan")))
         else:
-            wall, mem, src = float("nan"), float("nan"), "none"
+            wall, mem, src, start = float("nan"), float("nan"), "none", float("nan")
             bad.append(str(r.run_dir) if str(r.run_dir) not in ("", "nan") else f"{r.dataset}/{r.model}/{r.method}/k={r.level}")
         info = METHODS.get(r.method)
         m_wall, m_src = float("nan"), ""
@@ -326,25 +330,28 @@ def cost_runs(df: "pd.DataFrame"):
                 m_src = "not recorded"
         # (for other methods a recorded mask_wall_time_s is the method's set-up time, no mask cost)
         rows.append({**{k: getattr(r, k) for k in RUN_KEYS}, "run_dir": r.run_dir, "wall_s": wall,
-                     "peak_mem_mb": mem, "source": src, "mask_wall_s": m_wall, "mask_source": m_src})
-    cols = RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "source", "mask_wall_s", "mask_source"]
+                     "peak_mem_mb": mem, "mem_growth_mb": mem - start, "source": src, "mask_wall_s": m_wall,
+                     "mask_source": m_src})
+    cols = RUN_KEYS + ["run_dir", "wall_s", "peak_mem_mb", "mem_growth_mb", "source", "mask_wall_s", "mask_source"]
     return pd.DataFrame(rows, columns=cols), bad
 
 
 def cost_summary(runs: "pd.DataFrame") -> "pd.DataFrame":
     """Per (dataset, model, method, extra): number of runs, job hours (the train jobs' wall time;
-    a before-training mask is inside it), mean wall seconds per run, max peak memory.
+    a before-training mask is inside it), mean wall seconds per run, max peak memory and max
+    memory growth over the job's start.
     ``job_hours`` of a GPU method is its GPU-hours on a one-GPU-per-job cluster."""
     import pandas as pd
 
     g = runs.groupby(["dataset", "model", "method", "extra"], sort=True)
     out = g.agg(n_runs=("wall_s", "size"), train_s=("wall_s", "sum"),
                 mean_wall_s=("wall_s", "mean"), max_peak_mem_mb=("peak_mem_mb", "max"),
+                max_mem_growth_mb=("mem_growth_mb", "max"),
                 sources=("source", lambda s: ",".join(sorted(set(s)))),
                 mask_sources=("mask_source", lambda s: ",".join(sorted(set(x for x in s if x))))).reset_index()
     out["job_hours"] = out["train_s"] / 3600.0
     return pd.DataFrame(out[["dataset", "model", "method", "extra", "n_runs", "job_hours", "mean_wall_s",
-                             "max_peak_mem_mb", "sources", "mask_sources"]])
+                             "max_peak_mem_mb", "max_mem_growth_mb", "sources", "mask_sources"]])
 
 
 def cumulative_cost(runs: "pd.DataFrame") -> "pd.DataFrame":
