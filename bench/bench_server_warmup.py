@@ -284,8 +284,8 @@ def main() -> int:
     a = ap.parse_args()
 
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="smcbench-warmup-"))
-    if a.work and work.exists():
-        shutil.rmtree(work)
+    if a.work and work.exists() and any(work.iterdir()):
+        ap.error(f"--work {work} is not empty: give a new or empty folder")
     work.mkdir(parents=True, exist_ok=True)
     print(f"{a.dataset} {a.method} k={a.level} seed {a.seed}, {a.repeats} repeats, work {work}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
