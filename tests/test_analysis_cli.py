@@ -134,3 +134,18 @@ def test_obert_roadmap_takes_every_step_from_the_roadmap_extra(tmp_path):
     ran = t[t["note"].isna()]
     assert set(ran.loc[ran["method"] == "lth", "scope"]) == {"no_embeddings_heads"}
     assert set(ran.loc[ran["method"] == "imp_lrr", "extra"]) == {"main"}     # not in the extra: main grid
+
+
+def test_matching_writes_its_figure_or_a_placeholder(tmp_path):
+    from smcbench.analysis.figures import png_size
+
+    s = make_suite(tmp_path / "a", methods=("dense", "omp_after", "random_after"), levels=(1, 2), seeds=(0, 1))
+    assert analyze(["matching", "--results", str(s / "results.csv")]) == 0
+    png, pdf = s / "figures" / "matching_sparsity.png", s / "figures" / "matching_sparsity.pdf"
+    assert png.stat().st_size > 20000 and pdf.read_bytes().startswith(b"%PDF")
+    assert png_size(png)[1] <= 3000
+    # only dense runs: no main-grid method to plot, a placeholder that says so
+    s2 = make_suite(tmp_path / "b", methods=("dense",), levels=(1,), seeds=(0, 1))
+    assert analyze(["matching", "--results", str(s2 / "results.csv")]) == 0
+    small = s2 / "figures" / "matching_sparsity.png"
+    assert 0 < small.stat().st_size < 20000 and (s2 / "figures" / "matching_sparsity.pdf").stat().st_size > 0

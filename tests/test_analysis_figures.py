@@ -130,3 +130,60 @@ def test_modulewise_rows_in_table1_order(tmp_path):
     assert list(t["scope"]) == ["modules:Q", "modules:FFN", "modules:Q+K"]
     md = (suite / "tables" / "modulewise.md").read_text()
     assert "| target (%) | realized (%) |" in md and "| Q, K |" in md
+
+
+def _matching_suite(tmp_path):
+    """cs_easy (commonsense) and ar_hard (arithmetic): dense 80 / 80.2 (tolerance 1 point), the
+    default slopes (omp_after −0.5 per level, random_after −2), and random_after collapsing on ar_hard."""
+    from test_analysis_fixtures import default_value
+
+    def value(ds, method, k, seed, fold, split):
+        if ds == "ar_hard" and method == "random_after":
+            return 80.0 - 40.0 * k
+        return default_value(ds, method, k, seed, fold, split)
+
+    datasets = {"cs_easy": {"family": "commonsense", "model": "tiny_roberta", "splits": ["test"], "folds": ["all"]},
+                "ar_hard": {"family": "arithmetic", "model": "gts", "splits": ["test"], "folds": ["all"]}}
+    return make_suite(tmp_path, datasets=datasets, methods=("dense", "omp_after", "random_after"), levels=(1, 2),
+                      value=value)
+
+
+def test_matching_figure_plots_method_minus_dense_and_marks_the_matching_level(tmp_path):
+    from smcbench.analysis.figures import MATCHING_FOOTNOTE, matching_figure_points, plot_matching
+    from smcbench.analysis.matching import matching_table
+
+    inp = Inputs.load(_matching_suite(tmp_path) / "results.csv")
+    pts = inp.main_points()
+    frame = matching_figure_points(pts, matching_table(pts, inp.missing, inp.config), inp.config)
+    assert len(frame) == 2 * 2 * 2 and set(frame["method"]) == {"omp_after", "random_after"}
+    assert (frame["y"] == frame["mean"] - frame["dense_mean"]).all()
+    assert frame["dense_mean"].tolist() == pytest.approx([80.1] * 8) and set(frame["tolerance"]) == {1.0}
+    omp = frame[(frame["dataset"] == "cs_easy") & (frame["method"] == "omp_after")].sort_values("level")
+    # −0.55 matches (≥ −1), −1.05 fails: matching sparsity 20 % at k = 1, flagged there only
+    assert omp["y"].tolist() == pytest.approx([-0.55, -1.05])
+    assert omp["spread"].tolist() == pytest.approx([0.0707107] * 2)
+    assert omp["matching"].tolist() == [True, False]
+    assert set(omp["label"]) == {"cs_easy [easy] omp_after: 20.0% k=1"}
+    rnd = frame[frame["method"] == "random_after"]
+    assert not rnd["matching"].any()                          # level 1 already fails: no marker
+    assert set(rnd.loc[rnd["dataset"] == "ar_hard", "label"]) == {"ar_hard [hard] random_after: none"}
+    assert frame.loc[frame["dataset"] == "ar_hard", "difficulty"].eq("hard").all()
+    assert rnd.loc[rnd["dataset"] == "ar_hard", "y"].min() == pytest.approx(-80.1)
+
+    fig = plot_matching(frame, list(FAMILIES))
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert [ax.get_title().split(":")[0] for ax in panels] == ["commonsense", "arithmetic"]   # FAMILIES order
+    ar = panels[1]
+    assert ar.get_yscale() == "symlog" and ar.get_ylim()[0] < -80.1 - 2.0 and ar.get_ylim()[1] > 0
+    curves = [ln for ln in ar.get_lines() if ln.get_color() not in ("0.6", "#222222") and ln.get_linestyle() != "None"]
+    styles = {ln.get_linestyle() for ln in curves}
+    assert len(curves) == 2 and styles == {"--"}                # hard: dashed curves
+    hlines = {round(float(ln.get_ydata()[0]), 6) for ln in ar.get_lines() if ln.get_color() == "0.6"}
+    assert hlines == {-1.0}                                     # −tolerance of ar_hard
+    hollow = [ln for ax in panels for ln in ax.get_lines() if ln.get_markerfacecolor() == "none"]
+    assert len(hollow) == 2                                     # omp_after on both datasets, at k = 1
+    assert MATCHING_FOOTNOTE in [t.get_text() for t in fig.texts]
+    legend = [t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg for t in lg.get_texts()]
+    assert "cs_easy [easy] omp_after: 20.0% k=1" in legend and "−tolerance ar_hard: −1.00" in legend
+    import matplotlib.pyplot as plt
+    plt.close(fig)

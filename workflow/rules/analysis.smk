@@ -31,6 +31,9 @@ rule analysis_matching:
         md=_rep("tables/matching_sparsity.md", "matching_sparsity", "0. Matching sparsity", "table (Markdown)"),
         csv=_rep("tables/matching_sparsity.csv", "matching_sparsity", "0. Matching sparsity", "table"),
         missing=_rep("tables/missing_runs.csv", "missing_runs", "0. Matching sparsity", "missing runs"),
+        png=_rep("figures/matching_sparsity.png", "matching_sparsity_figure", "0. Matching sparsity", "figure"),
+        pdf=_rep("figures/matching_sparsity.pdf", "matching_sparsity_figure", "0. Matching sparsity",
+                 "figure (PDF)"),
     log:
         in_suite("logs/analysis_matching.log"),
     localrule: True

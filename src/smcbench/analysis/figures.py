@@ -487,5 +487,148 @@ def plot_cost(cost_points: "pd.DataFrame"):
     return fig
 
 
+# --- matching sparsity: method − dense per family, easy vs hard ----------------------------------
+
+#: Line style of a dataset's curves and tolerance line by difficulty (unset: "").
+DIFFICULTY_LINESTYLES = {"easy": "-", "hard": "--", "": ":"}
+#: The y axis of the matching figure is linear within ±this many points, logarithmic beyond, so
+#: that tolerances of 1–6 points stay readable next to collapses of −90.
+MATCHING_LINTHRESH = 10.0
+#: Screen height of ±MATCHING_LINTHRESH relative to one decade beyond it.
+MATCHING_LINSCALE = 1.5
+MATCHING_FOOTNOTE = ("y: method − dense (points); lines at −tolerance: max(matching_tolerance, dense seed spread); "
+                     "hollow marker: matching sparsity")
+MATCHING_FLAGS = ("legend: matching sparsity as in the terminal table; ≥ every level matches, (gap) a missing "
+                  "level stops the walk, ~ matches again higher up, ? too noisy to call")
+_MATCHING_YTICKS = [-100, -50, -20, -10, -5, -2, 0, 2, 5, 10, 20, 50, 100]
+
+
+def matching_figure_points(points: "pd.DataFrame", table: "pd.DataFrame", config: dict) -> "pd.DataFrame":
+    """What the matching figure plots: one row per sparse main-grid point of every (dataset,
+    model, split, method) of the matching ``table`` that has a dense reference, with ``y`` = mean −
+    dense mean (points of the dataset's primary metric), ``spread`` (the method's seed spread at
+    that level), ``tolerance``, ``difficulty`` (easy/hard/""), ``matching`` (True at the matching
+    level; no point is flagged when the matching sparsity is none) and ``label`` (dataset,
+    difficulty, method and the terminal table's cell, flags included)."""
+    import pandas as pd
+
+    from .matching import _cell, difficulty
+
+    cols = ["family", "dataset", "model", "split", "metric", "method", "difficulty", "level", "target_sparsity",
+            "realized_mean", "mean", "spread", "dense_mean", "tolerance", "y", "matching", "label"]
+    main = points[(points["extra"] == "main") & (points["method"] != DENSE)]
+    splits_per = table.groupby("dataset")["split"].nunique().to_dict() if len(table) else {}
+    frames = []
+    for r in table[table["dense_mean"].notna()].itertuples():
+        here = main[(main["dataset"] == r.dataset) & (main["model"] == r.model) & (main["split"] == r.split)
+                    & (main["metric"] == r.metric) & (main["method"] == r.method)].sort_values("target_sparsity")
+        if here.empty:
+            continue
+        diff = difficulty(r.dataset, config)
+        name = r.dataset + (f":{r.split}" if splits_per.get(r.dataset, 1) > 1 else "")
+        f = here[["family", "dataset", "model", "split", "metric", "method", "level", "target_sparsity",
+                  "realized_mean", "mean", "spread"]].copy()
+        f["difficulty"] = diff
+        f["dense_mean"] = float(r.dense_mean)
+        f["tolerance"] = float(r.tolerance)
+        f["y"] = f["mean"] - float(r.dense_mean)
+        level = int(r.matching_level) if r.matching_level == r.matching_level and r.matching_level else 0
+        f["matching"] = (f["level"].astype(int) == level) & (level > 0)
+        f["label"] = f"{name} [{diff or 'unset'}] {r.method}: {_cell(r)}"
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def _matching_ylim(lows, highs, tolerances) -> tuple[float, float]:
+    """(lo, hi) covering the error bar ends, 0 and the −tolerances, padded evenly on screen (in
+    the symlog axis' units)."""
+    import numpy as np
+
+    lt, ls = MATCHING_LINTHRESH, MATCHING_LINSCALE
+    v = np.asarray([x for x in list(lows) + list(highs) + [0.0] + [-t for t in tolerances] if x == x], float)
+
+    def fwd(y):  # symlog transform (linear within ±lt), to pad evenly on screen
+        return np.sign(y) * (ls * np.minimum(np.abs(y), lt) / lt + np.log10(np.maximum(np.abs(y), lt) / lt))
+
+    def inv(u):
+        a = abs(float(u))
+        return math.copysign(a / ls * lt if a <= ls else lt * 10 ** (a - ls), u)
+
+    lo, hi = float(fwd(v.min())), float(fwd(v.max()))
+    pad = 0.06 * max(hi - lo, 0.5)
+    return inv(lo - pad), inv(max(hi + pad, 0.25))
+
+
+def plot_matching(frame: "pd.DataFrame", families: list[str] | None = None):
+    """Method − dense vs sparsity, one panel per family (in ``families`` order, others after),
+    from :func:`matching_figure_points`. Colour/marker per method (:func:`method_styles`), line
+    style per difficulty (:data:`DIFFICULTY_LINESTYLES`), error bars = the method's seed spread,
+    the matching level as a large hollow marker; each dataset's −tolerance as a thin grey line in
+    its style, 0 (= dense) black. The y axis is symlog (linear within ±:data:`MATCHING_LINTHRESH`).
+    Each panel has its own legend to its right; the footnote says what the lines mean."""
+    import matplotlib.lines as mlines
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
+
+    plt = _plt()
+    present = list(dict.fromkeys(frame["family"]))
+    order = [f for f in (families or []) if f in present] + sorted(f for f in present if f not in (families or []))
+    styles = method_styles(sorted(set(frame["method"])))
+    # each panel is as tall as its legend needs (one line per curve and per tolerance + 2 keys)
+    n_entries = [frame.loc[frame["family"] == fam, "label"].nunique()
+                 + len(set(zip(*[frame.loc[frame["family"] == fam, c] for c in ("dataset", "split")]))) + 2
+                 for fam in order]
+    heights = [max(3.0, 0.17 * n + 0.9) for n in n_entries]
+    fig, axes = plt.subplots(len(order), 2, figsize=(10.5, sum(heights) + 0.5), squeeze=False,
+                             gridspec_kw={"width_ratios": [6.2, 4.3], "height_ratios": heights})
+    for (ax, lax), fam in zip(axes, order):
+        here = frame[frame["family"] == fam]
+        handles: dict = {}
+        handles["dense (0)"] = ax.axhline(0.0, color=DENSE_COLOR, lw=1.1)
+        tols = here.drop_duplicates(["dataset", "split"])
+        for t in tols.itertuples():
+            ls = DIFFICULTY_LINESTYLES.get(t.difficulty, ":")
+            name = t.dataset + (f":{t.split}" if (tols["dataset"] == t.dataset).sum() > 1 else "")
+            handles[f"−tolerance {name}: −{t.tolerance:.2f}"] = ax.axhline(-t.tolerance, color="0.6", lw=0.8, ls=ls)
+        labels = list(dict.fromkeys(here.sort_values(["dataset", "split"], kind="stable")["label"]))
+        offsets = dodge_offsets(labels)
+        for label in labels:
+            line = here[here["label"] == label].sort_values("target_sparsity")
+            st = styles[line["method"].iloc[0]]
+            ls = DIFFICULTY_LINESTYLES.get(line["difficulty"].iloc[0], ":")
+            x = from_axis(to_axis(line["realized_mean"].to_numpy()) + offsets[label])
+            ax.errorbar(x, line["y"], yerr=line["spread"].fillna(0), color=st["color"], marker=st["marker"],
+                        ms=4, lw=1.2, ls=ls, capsize=2)
+            m = line["matching"].to_numpy(bool)
+            if m.any():
+                ax.plot(x[m], line["y"].to_numpy()[m], ls="none", marker=st["marker"], ms=11, mfc="none",
+                        mec=st["color"], mew=1.4)
+            handles[label] = mlines.Line2D([], [], color=st["color"], marker=st["marker"], ls=ls)
+        handles["matching sparsity"] = mlines.Line2D([], [], color="0.3", marker="o", ms=9, mfc="none", ls="none")
+        ax.set_yscale("symlog", linthresh=MATCHING_LINTHRESH, linscale=MATCHING_LINSCALE)
+        err = here["spread"].fillna(0)
+        lo, hi = _matching_ylim(here["y"] - err, here["y"] + err, tols["tolerance"])
+        ax.set_ylim(lo, hi)
+        if -MATCHING_LINTHRESH <= lo and hi <= MATCHING_LINTHRESH:  # all linear: integer ticks
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10], integer=True))
+        else:
+            ax.yaxis.set_major_locator(FixedLocator([t for t in _MATCHING_YTICKS if lo <= t <= hi]))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(lambda v, _: f"{v:+g}" if v else "0")
+        ax.tick_params(axis="y", labelsize=7)
+        set_sparsity_axis(ax, list(here["target_sparsity"]))
+        ax.set_ylabel("method − dense (points)")
+        ax.set_title(f"{fam}: " + ", ".join(dict.fromkeys(here["dataset"])), fontsize=9)
+        lax.axis("off")
+        lax.legend(list(handles.values()), list(handles.keys()), loc="upper left", fontsize=7, frameon=False,
+                   borderaxespad=0.0, handlelength=2.6)
+    foot = 0.5 / (sum(heights) + 0.5)
+    fig.tight_layout(rect=(0, foot, 1, 1))
+    fig.text(0.01, foot * 0.55, MATCHING_FOOTNOTE, fontsize=7.5, va="center")
+    fig.text(0.01, foot * 0.2, MATCHING_FLAGS, fontsize=7, color="0.3", va="center")
+    return fig
+
+
 __all__ = ["plot_curves", "plot_layerwise", "plot_iou", "plot_iou_layers", "plot_drift", "plot_diff",
-           "plot_cost", "placeholder", "save", "png_size", "metric_unit"]
+           "plot_cost", "plot_matching", "matching_figure_points", "placeholder", "save", "png_size", "metric_unit"]

@@ -32,7 +32,8 @@ def _per_family(stem: str) -> list[str]:
 #: subcommand -> output paths relative to the suite folder (results/<suite>/).
 OUTPUTS: dict[str, list[str]] = {
     "curves": ["figures/metric_vs_sparsity.png", "figures/metric_vs_sparsity.pdf", "tables/curves.csv"],
-    "matching": ["tables/matching_sparsity.md", "tables/matching_sparsity.csv", "tables/missing_runs.csv"],
+    "matching": ["tables/matching_sparsity.md", "tables/matching_sparsity.csv", "tables/missing_runs.csv",
+                 "figures/matching_sparsity.png", "figures/matching_sparsity.pdf"],
     "layerwise": _per_family("layerwise_sparsity") + ["tables/layerwise_sparsity.csv"],
     "iou": _per_family("mask_iou") + _per_family("mask_iou_layers") + ["tables/mask_iou.csv"],
     "drift": ["figures/weight_drift.png", "figures/weight_drift.pdf", "tables/weight_drift.csv"],
@@ -190,11 +191,14 @@ def run_curves(inp: Inputs, out_dir: Path) -> None:
 
 
 def run_matching(inp: Inputs, out_dir: Path, tolerance: float | None = None) -> "pd.DataFrame":
-    """The matching-sparsity table (Markdown, CSV) and the list of missing runs."""
+    """The matching-sparsity table (Markdown, CSV), the list of missing runs, and the figure of
+    method − dense per family (:func:`smcbench.analysis.figures.plot_matching`)."""
+    from .figures import matching_figure_points, plot_matching
     from .matching import matching_markdown, matching_table
 
-    md, csv, miss = (_out(out_dir, p) for p in OUTPUTS["matching"])
-    table = matching_table(inp.main_points(), inp.missing, inp.config, tolerance)
+    md, csv, miss, png, pdf = (_out(out_dir, p) for p in OUTPUTS["matching"])
+    pts = inp.main_points()
+    table = matching_table(pts, inp.missing, inp.config, tolerance)
     table.to_csv(csv, index=False)
     cfg = dict(inp.config)
     if tolerance is not None:
@@ -207,6 +211,13 @@ def run_matching(inp: Inputs, out_dir: Path, tolerance: float | None = None) -> 
     inp.missing.to_csv(miss, index=False)
     if len(inp.missing):
         warn(f"{len(inp.missing)} expected run(s) are missing (listed in {miss}): {describe_missing(inp.missing)}")
+    frame = matching_figure_points(pts, table, inp.config)
+    if frame.empty:
+        msg = ("No main-grid results in results.csv: nothing to plot." if pts.empty else
+               "No main-grid method has a dense reference (see tables/matching_sparsity.md): nothing to plot.")
+        _fig_or_placeholder(None, msg, png, pdf)
+    else:
+        _fig_or_placeholder(lambda: plot_matching(frame, list(FAMILIES)), "", png, pdf)
     return table
 
 
