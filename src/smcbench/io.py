@@ -63,6 +63,26 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_csv_atomic(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Write rows as CSV atomically. ``columns`` (default: the first row's keys; an empty file when
+    there are neither) fixes the header and its order; a missing or None value is written empty."""
+    import csv
+
+    path = Path(path)
+    columns = list(columns) if columns is not None else (list(rows[0]) if rows else None)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            if columns is not None:
+                w = csv.DictWriter(f, fieldnames=columns)
+                w.writeheader()
+                for r in rows:
+                    w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def decode_line(raw: bytes, path: str | Path, lineno: int) -> str:
     """``raw`` as UTF-8 text; invalid bytes raise a ValueError naming file, line and byte."""
     try:

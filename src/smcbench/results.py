@@ -23,13 +23,12 @@ track). A metrics.json written before the jobs recorded the rows contributes non
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import sys
 from pathlib import Path
 
 from .config import parse_level, scope_from_path
+from .io import write_csv_atomic
 from .sparsity.registry import METHODS
 
 COLUMNS = ["family", "dataset", "model", "method", "scope", "extra", "level", "target_sparsity",
@@ -107,16 +106,6 @@ def rows_of_run(metrics_path: Path, extra: str = "main", m: dict | None = None) 
     return out, m["primary_metric"]
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
-    os.replace(tmp, path)
-
-
 def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | None = None) -> tuple[int, dict]:
     """Write the results table from run metrics, and every run's per-tensor sparsity to
     ``layerwise.csv`` beside it; returns (number of rows, primary metric per dataset)."""
@@ -146,6 +135,6 @@ def collect(metrics_paths: list[Path], out_csv: Path, extras: dict[str, str] | N
               f"by an older smcbench), e.g. {no_layers[0]}: those runs are missing from layerwise.csv and the "
               "layerwise figure; rerun those jobs to add them", file=sys.stderr)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(out_csv.with_name("layerwise.csv"), LAYERWISE_COLUMNS, layer_rows)
-    _write_csv(out_csv, COLUMNS, rows)
+    write_csv_atomic(out_csv.with_name("layerwise.csv"), layer_rows, LAYERWISE_COLUMNS)
+    write_csv_atomic(out_csv, rows, COLUMNS)
     return len(rows), primary

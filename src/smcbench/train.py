@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import Checkpointer, restore_rng_state
-from .io import sha256_file
+from .io import sha256_file, write_csv_atomic
 from .sparsity.base import SparsityContext
 from .sparsity.mask import Mask, MaskError
 from .sparsity.registry import build_method, method_info
@@ -190,18 +190,6 @@ def scope_sparsity(model: torch.nn.Module, scope: list[str]) -> tuple[float, lis
         zeros += z
         total += p.numel()
     return (zeros / total if total else 0.0), rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    import csv
-
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -692,7 +680,7 @@ def run_training(spec: RunSpec) -> dict:
         final_mask.save(spec.out_dir / "mask.safetensors", {"method": name, "scope": scope_name,
                                                              "target_sparsity": str(target)})
     if info.records_drift:
-        write_csv(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state, fresh))
+        write_csv_atomic(spec.out_dir / "drift.csv", drift_rows(model, scope, pre_state, fresh))
     if spec.save_model:
         save_weights(model, spec.out_dir / "model.safetensors")
     metrics = {
