@@ -61,8 +61,9 @@ def _train_argv(params: str, data: Path, pre: Path, out: Path, seed: int, start:
     return argv
 
 
-def _in_child(fn) -> None:
-    """Run ``fn()`` in a forked child and wait for it; a failure ends the benchmark."""
+def _fork(fn) -> int:
+    """Fork; the child runs ``fn()`` and exits with its code (1 on an exception, printed). Returns
+    the child's pid."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -78,7 +79,12 @@ def _in_child(fn) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    return pid
+
+
+def _in_child(fn) -> None:
+    """Run ``fn()`` in a forked child and wait for it; a failure ends the benchmark."""
+    _, status = os.waitpid(_fork(fn), 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"child failed ({os.waitstatus_to_exitcode(status)})")
 
@@ -204,37 +210,26 @@ def measure(request: dict, work: Path, repeats: int) -> int:
 
     to_warm_r, to_warm_w = os.pipe()
     from_warm_r, from_warm_w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    warm_pid = os.fork()
-    if warm_pid == 0:  # the warm image: warm up once, then run jobs on request
-        code = 1
-        try:
-            os.close(to_warm_w)
-            os.close(from_warm_r)
-            t0 = time.process_time()
-            warmed: set = set()
-            server._warm_up(_for_out(request, work / "never-used"), warmed)
-            if not warmed:
-                raise RuntimeError("server._warm_up did not run for this request")
-            print(f"warm image: server._warm_up ran ({time.process_time() - t0:.1f} CPU s, "
-                  f"{server.WARM_UP_STEPS} steps)", flush=True)
-            _send(from_warm_w, "ready")
-            while True:
-                try:
-                    out = _recv(to_warm_r)
-                except EOFError:
-                    break
-                _send(from_warm_w, run_job(request, Path(out)))
-            code = 0
-        except BaseException:
-            import traceback
 
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+    def warm_image() -> int:  # warm up once, then run jobs on request
+        os.close(to_warm_w)
+        os.close(from_warm_r)
+        t0 = time.process_time()
+        warmed: set = set()
+        server._warm_up(_for_out(request, work / "never-used"), warmed)
+        if not warmed:
+            raise RuntimeError("server._warm_up did not run for this request")
+        print(f"warm image: server._warm_up ran ({time.process_time() - t0:.1f} CPU s, "
+              f"{server.WARM_UP_STEPS} steps)", flush=True)
+        _send(from_warm_w, "ready")
+        while True:
+            try:
+                out = _recv(to_warm_r)
+            except EOFError:
+                return 0
+            _send(from_warm_w, run_job(request, Path(out)))
+
+    warm_pid = _fork(warm_image)
     os.close(to_warm_r)
     os.close(from_warm_w)
     if _recv(from_warm_r) != "ready":
