@@ -257,11 +257,12 @@ def main() -> None:
         shapedfile.write_text(shaped_snakefile(syn, shape))
         gcfile = Path(tmp) / "SyntheticGC.smk"
         gcfile.write_text(gc_lines() + SYNTHETIC.format(counts=syn))
-        paper_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(ROOT / "Snakefile"), "--directory", tmp,
-                     "all_figures", "--configfile", str(ROOT / "config.yaml")]
-        syn_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(synfile), "--directory", tmp, "all_figures"]
-        shaped_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(shapedfile), "--directory", tmp, "all_figures"]
-        gc_cmd = [snakemake, "-n", "-q", "--cores", "1", "-s", str(gcfile), "--directory", tmp, "all_figures"]
+        def dry_run(snakefile, *extra):
+            return [snakemake, "-n", "-q", "--cores", "1", "-s", str(snakefile), "--directory", tmp, "all_figures",
+                    *extra]
+
+        paper_cmd = dry_run(ROOT / "Snakefile", "--configfile", str(ROOT / "config.yaml"))
+        syn_cmd, shaped_cmd, gc_cmd = dry_run(synfile), dry_run(shapedfile), dry_run(gcfile)
         plan, floor, shaped, floor_gc = [], [], [], []
         CPU.clear()
         for _ in range(a.repeats):  # interleaved: all see the same machine load
