@@ -160,20 +160,19 @@ def _train_params(dataset, model, method, scope, level):
     return C.train_params(config, dataset, model, method, C.scope_from_path(scope), level)
 
 
-def _job(w, method, inputs):
+def _job(w, method, scope, level, inputs=()):
     """A training job's one param (a dict, tracked by Snakemake's params trigger): `settings`, the
     canonical JSON the job receives; `code`, the version of the code that defines it (not passed,
     only tracked); `starts`, the command-line flags of its start files (from the same input
     function as its inputs, so the two cannot disagree)."""
-    return {"settings": _train_params(w.dataset, w.model, method, w.scope, w.level),
+    return {"settings": _train_params(w.dataset, w.model, method, scope, level),
             "code": job_version(w.dataset, method), "starts": start_args(inputs)}
 
 
 # the params of the training rules: one callable per job, a few dict lookups once computed
-dense_job = cheap(lambda w: {"settings": _train_params(w.dataset, w.model, "dense", "-", "s0"),
-                             "code": job_version(w.dataset, "dense"), "starts": ""})
-train_job = cheap(lambda w: _job(w, w.method, train_inputs(w)))
-imp_job = cheap(lambda w: _job(w, w.imp, imp_inputs(w)))
+dense_job = cheap(lambda w: _job(w, "dense", "-", "s0"))
+train_job = cheap(lambda w: _job(w, w.method, w.scope, w.level, train_inputs(w)))
+imp_job = cheap(lambda w: _job(w, w.imp, w.scope, w.level, imp_inputs(w)))
 prepare_settings = cheap(lambda w: C.prepare_params(config, w.dataset))
 prepare_family = cheap(lambda w: config["datasets"][w.dataset]["family"])
 prepare_code = cheap(lambda w: V.family_version(config["datasets"][w.dataset]["family"]))
